@@ -1,0 +1,33 @@
+"""Cursor pagination for every list, with a capped page size (``limit``)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.pagination import CursorPagination
+
+
+class ApiCursorPagination(CursorPagination):
+    page_size = 50
+    page_size_query_param = "limit"
+    ordering = "-id"
+    invalid_cursor_message = "The cursor is not valid; use the 'next' or 'previous' link as given."
+
+    @property
+    def max_page_size(self) -> int:  # read at request time so tests can change the setting
+        return settings.API_PAGE_SIZE_MAX
+
+    def get_ordering(self, request, queryset, view):
+        return getattr(view, "pagination_ordering", None) or super().get_ordering(request, queryset, view)
+
+    def paginate_queryset(self, queryset, request, view=None):
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except NotFound as exc:
+            raise ValidationError({"cursor": [exc.detail]}) from None
+
+
+class AscendingCursorPagination(ApiCursorPagination):
+    """Oldest first (ledgers and event streams read forward)."""
+
+    ordering = "id"

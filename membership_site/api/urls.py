@@ -1,0 +1,11 @@
+"""Routes of /api/v1/. Each app contributes its ``urls.py``."""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("", include("integrations.urls")),
+    path("", include("programs.urls")),
+    path("", include("members.urls")),
+]
