@@ -45,9 +45,12 @@ INSTALLED_APPS = [
     # Project apps, lowest first (see DESIGN.md for the direction of imports).
     "membership_site",
     "webhooks",
+    "jobs",
     "programs",
     "integrations",
     "members",
+    "tiers",
+    "points",
 ]
 
 MIDDLEWARE = [
@@ -237,6 +240,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TIMEZONE = "UTC"
+# Periodic tasks are declared by each app in ``<app>/beat.py`` (``SCHEDULE``) and
+# collected by membership_site.celery.
 CELERY_BEAT_SCHEDULE: dict = {}
 
 # --- Logging: one line per event; API requests are logged by the request middleware ----

@@ -117,3 +117,6 @@ def make_member(program):
 @pytest.fixture
 def member(make_member) -> Member:
     return make_member(first_name="Ana", last_name="Lopez", email="ana@example.com", phone="+33612345678")
+
+
+pytest_plugins = ["tests.celery_support"]

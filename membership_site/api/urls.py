@@ -8,4 +8,8 @@ urlpatterns = [
     path("", include("integrations.urls")),
     path("", include("programs.urls")),
     path("", include("members.urls")),
+    path("", include("tiers.urls")),
+    path("", include("points.urls")),
+    path("", include("webhooks.urls")),
+    path("", include("jobs.urls")),
 ]

@@ -1,8 +1,10 @@
 """Load a demo program; safe to run again (nothing is duplicated)."""
 
+import importlib
 import os
 import secrets
 
+from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -81,6 +83,7 @@ class Command(BaseCommand):
             self._locations(program, actor)
             self._labels(program, actor)
             created_members = self._members(program, actor)
+            self._app_demos(program, actor)
             integration, new_integration = self._integration(program, actor)
             key = integration_services.api_key_create(integration=integration, name="load_demo", actor=actor)
             client = (
@@ -102,6 +105,18 @@ class Command(BaseCommand):
             self.stdout.write(f"Client ID: {client.client_id}")
             self.stdout.write(f"Client secret: {client.client_secret}")
         self.stdout.write("API docs: http://127.0.0.1:8000/api/docs/")
+
+    def _app_demos(self, program, actor) -> None:
+        """Each app may add demo data in ``<app>/demo.py``: ``load(program=, actor=)``,
+        which must itself be safe to re-run. Apps run lowest first (settings order)."""
+        for app_config in apps.get_app_configs():
+            try:
+                module = importlib.import_module(f"{app_config.name}.demo")
+            except ModuleNotFoundError as error:
+                if error.name != f"{app_config.name}.demo":
+                    raise
+                continue
+            module.load(program=program, actor=actor)
 
     def _program(self, actor):
         program = Program.objects.filter(code=DEMO_PROGRAM).first()
