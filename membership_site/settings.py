@@ -233,6 +233,13 @@ OAUTH2_PROVIDER = {
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 # No broker configured: run tasks in-process, so `make run` needs no Redis or worker.
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+# Prefix for every key Celery writes in Redis, so several deployments (or test runs) can
+# share one Redis server.
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {"global_keyprefix": env.str("CELERY_REDIS_KEY_PREFIX")}
+    if env.str("CELERY_REDIS_KEY_PREFIX", default="")
+    else {}
+)
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True

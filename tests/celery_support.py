@@ -5,8 +5,8 @@ and the test database, and switches this process's Celery app from eager mode to
 broker for the test. Tests using it need committed data (``transaction=True`` or the
 ``transactional_db`` fixture, which the fixture requests).
 
-Each pytest-xdist worker gets its own Redis database, so parallel runs do not steal
-each other's tasks.
+Each use gets its own Redis key prefix (Celery's ``global_keyprefix``), so parallel
+runs sharing one Redis server do not steal each other's tasks.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,15 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 ALL_QUEUES = ("default", "webhooks", "jobs")
 
 
-def _redis_db_index() -> int:
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    # gw0 -> 10, gw1 -> 11, ...; no xdist -> 9. Databases 0-8 are left to other uses.
-    return 10 + int(worker[2:]) if worker.startswith("gw") else 9
-
-
 def broker_url() -> str:
-    base = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0]
-    return f"{base}/{_redis_db_index()}"
+    return os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def _database_url() -> str:
@@ -53,8 +47,9 @@ def _database_url() -> str:
 class CeleryWorker:
     """A ``celery worker`` process; ``kill()`` / ``start()`` simulate a crash and restart."""
 
-    def __init__(self, queues: tuple[str, ...], extra_env: dict[str, str]) -> None:
+    def __init__(self, queues: tuple[str, ...], extra_env: dict[str, str], key_prefix: str) -> None:
         self.queues = queues
+        self.key_prefix = key_prefix
         self.extra_env = extra_env
         self.process: subprocess.Popen | None = None
         self.log = Path(tempfile.mkstemp(prefix="celery-worker-", suffix=".log")[1])
@@ -64,6 +59,7 @@ class CeleryWorker:
             **os.environ,
             "DATABASE_URL": _database_url(),
             "CELERY_BROKER_URL": broker_url(),
+            "CELERY_REDIS_KEY_PREFIX": self.key_prefix,
             "DATABASE_CONN_MAX_AGE": "0",
             **self.extra_env,
         }
@@ -149,14 +145,19 @@ def celery_worker(transactional_db, request):
     extra_env = {k: str(v) for k, v in (env_marker.kwargs if env_marker else {}).items()}
 
     url = broker_url()
-    redis.Redis.from_url(url).flushdb()
+    key_prefix = f"test-{uuid.uuid4().hex[:12]}-"
     previous = {
         "broker_url": celery_app.conf.broker_url,
         "task_always_eager": celery_app.conf.task_always_eager,
+        "broker_transport_options": celery_app.conf.broker_transport_options,
     }
-    celery_app.conf.update(broker_url=url, task_always_eager=False)
+    celery_app.conf.update(
+        broker_url=url,
+        task_always_eager=False,
+        broker_transport_options={"global_keyprefix": key_prefix},
+    )
     _reset_broker_connections()
-    worker = CeleryWorker(queues, extra_env)
+    worker = CeleryWorker(queues, extra_env, key_prefix)
     worker.start()
     try:
         yield worker
@@ -164,6 +165,8 @@ def celery_worker(transactional_db, request):
         worker.stop()
         celery_app.conf.update(**previous)
         _reset_broker_connections()
-        redis.Redis.from_url(url).flushdb()
+        client = redis.Redis.from_url(url)
+        for key in client.scan_iter(match=f"{key_prefix}*"):
+            client.delete(key)
         if request.session.testsfailed:
             print(f"Celery worker log: {worker.log}")
