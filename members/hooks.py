@@ -2,10 +2,12 @@
 
 from membership_site.hooks import Hook
 
-member_created = Hook(
-    "member_created",
-    "Run with member= and actor= inside member_create's transaction, after the member, its "
-    "cards, labels and consents exist (e.g. tiers assigns the default tier).",
+members_created = Hook(
+    "members_created",
+    "Run with members= (a list of new members of one program) and actor= inside the "
+    "creating transaction, after their cards, labels and consents exist (e.g. tiers assigns "
+    "the default tier). Bulk paths (imports) call it once per chunk, so receivers should "
+    "work set-based.",
 )
 
 member_status_changed = Hook(

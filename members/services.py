@@ -144,7 +144,7 @@ def member_create(
     **profile: Any,
 ) -> Member:
     """Create a member with its consents, labels and (given ``card_number``) a card, emit
-    ``member.created`` and run the ``member_created`` hook.
+    ``member.created`` and run the ``members_created`` hook.
 
     ``profile`` takes the names in ``PROFILE_FIELDS``. ``number`` may come from a legacy
     system; otherwise one is generated.
@@ -176,7 +176,7 @@ def member_create(
     if card_number:
         _card_create(member, number=card_number, kind=card_kind)
     emit(member, "member.created", {"member": member_payload(member)})
-    hooks.member_created.run(member=member, actor=actor)
+    hooks.members_created.run(members=[member], actor=actor)
     return member
 
 
