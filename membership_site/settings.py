@@ -209,7 +209,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    # Choice sets that share a field name get explicit component names.
+    "ENUM_NAME_OVERRIDES": {
+        "LocationKindEnum": "programs.models.Location.Kind",
+        "CardKindEnum": "members.models.Card.Kind",
+        "CardStatusEnum": "members.models.Card.Status",
+        "MemberStatusEnum": "members.models.Member.Status",
+        "IntegrationKindEnum": "integrations.models.Integration.Kind",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "membership_site.api.schema.add_problem_responses",
