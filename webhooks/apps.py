@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class WebhooksConfig(AppConfig):
     name = "webhooks"
     verbose_name = "Events and webhooks"
+
+    def ready(self) -> None:
+        from . import events
+
+        events.register()
