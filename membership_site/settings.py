@@ -220,6 +220,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "membership_site.api.schema.add_problem_responses",
+        "webhooks.schema.add_event_catalog",
     ],
     "SERVE_AUTHENTICATION": [],
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
@@ -307,3 +308,14 @@ JOBS_CHUNK_SIZE = env.int("JOBS_CHUNK_SIZE", default=1000)
 # How long export files and reports stay downloadable.
 JOBS_FILE_RETENTION_HOURS = env.int("JOBS_FILE_RETENTION_HOURS", default=72)
 JOBS_STORAGE_DIR = env.path("JOBS_STORAGE_DIR", default=str(Path(MEDIA_ROOT) / "jobs"))
+# Webhook URLs must be https, except in development.
+WEBHOOKS_REQUIRE_HTTPS = env.bool("WEBHOOKS_REQUIRE_HTTPS", default=not DEBUG)
+# An endpoint whose every attempt failed for this long is disabled.
+WEBHOOK_DISABLE_AFTER_FAILING_DAYS = env.int("WEBHOOK_DISABLE_AFTER_FAILING_DAYS", default=5)
+# The sweeper redoes a dispatch or a delivery that is this much overdue (a lost task).
+WEBHOOK_SWEEP_GRACE_SECONDS = env.int("WEBHOOK_SWEEP_GRACE_SECONDS", default=120)
+WEBHOOK_MAX_ENDPOINTS_PER_PROGRAM = env.int("WEBHOOK_MAX_ENDPOINTS_PER_PROGRAM", default=20)
+# Fernet keys (comma-separated) encrypting webhook secrets at rest: the first encrypts,
+# all decrypt (to rotate, put a new key first). Empty: one key derived from SECRET_KEY,
+# so changing SECRET_KEY then makes the stored webhook secrets unreadable.
+FIELD_ENCRYPTION_KEY = env.list("FIELD_ENCRYPTION_KEY", default=[])
