@@ -4,3 +4,13 @@ from django.apps import AppConfig
 class PointsConfig(AppConfig):
     name = "points"
     verbose_name = "Points"
+
+    def ready(self) -> None:
+        from members import hooks as member_hooks
+        from programs import hooks as program_hooks
+
+        from . import events, selectors, services
+
+        events.register()
+        program_hooks.program_created.register(services.program_default_currency)
+        member_hooks.profile_sections.register(selectors.profile_balances)

@@ -1,0 +1,340 @@
+"""The posting engine: locks accounts, writes a transaction's entries, moves lots and keeps
+the cached balances in step. Only the services call it, inside their transaction.
+
+Rules it keeps (see the invariants in models.py):
+- member accounts are locked with ``select_for_update`` in id order before anything reads
+  their balance or lots; lots are only changed under their account's lock, so they need
+  no lock of their own;
+- a debit consumes spendable lots first-to-expire and never touches a lot that is due:
+  due lots are expired (their own ``expire`` transaction) before the debit;
+- the spendable lots of an account always sum to ``max(available, 0)``: a credit while the
+  balance is negative first pays off the shortfall, and only the rest lands in a lot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Sum
+
+from members.models import Member
+from membership_site.actors import Actor
+
+from .errors import InsufficientPointsError
+from .expiry import inactivity_expiry, lot_expiry
+from .models import Account, Currency, Entry, Lot, LotMovement, Transaction
+
+B = Entry.Bucket
+K = Account.Kind
+
+# System account ids per (currency id, kind). Filled only after the row is known to be
+# committed (a rolled-back account must never be cached).
+_system_account_ids: dict[tuple[int, str], int] = {}
+
+
+def system_account_id(currency: Currency, kind: str) -> int:
+    key = (currency.pk, kind)
+    cached = _system_account_ids.get(key)
+    if cached is not None:
+        return cached
+    account, _ = Account.objects.get_or_create(
+        currency=currency,
+        kind=kind,
+        member=None,
+        defaults={"program_id": currency.program_id, "allow_negative": True},
+    )
+    transaction.on_commit(lambda: _system_account_ids.__setitem__(key, account.pk))
+    return account.pk
+
+
+def ensure_system_accounts(currency: Currency) -> None:
+    for kind in (K.ISSUED, K.REDEEMED, K.EXPIRED, K.ADJUSTED):
+        system_account_id(currency, kind)
+
+
+def _new_account(member: Member, currency: Currency) -> Account:
+    return Account(
+        program_id=currency.program_id,
+        currency=currency,
+        kind=K.MEMBER,
+        member=member,
+        allow_negative=currency.allow_negative,
+    )
+
+
+def lock_account(member: Member, currency: Currency) -> Account:
+    """The member's account in ``currency``, created on first use, locked."""
+    account = Account.objects.select_for_update().filter(member=member, currency=currency).first()
+    if account is None:
+        Account.objects.bulk_create([_new_account(member, currency)], ignore_conflicts=True)
+        account = Account.objects.select_for_update().get(member=member, currency=currency)
+    account.currency = currency
+    return account
+
+
+def lock_accounts(members: Iterable[Member], currency: Currency) -> dict[int, Account]:
+    """Several members' accounts, locked in id order (the order every writer uses, so two
+    transfers in opposite directions wait for each other instead of deadlocking)."""
+    members = {member.pk: member for member in members}
+    existing = set(
+        Account.objects.filter(member_id__in=members, currency=currency).values_list("member_id", flat=True)
+    )
+    missing = [_new_account(member, currency) for pk, member in members.items() if pk not in existing]
+    if missing:
+        Account.objects.bulk_create(missing, ignore_conflicts=True)
+    accounts = list(
+        Account.objects.select_for_update().filter(member_id__in=members, currency=currency).order_by("pk")
+    )
+    for account in accounts:
+        account.currency = currency
+    return {account.member_id: account for account in accounts}
+
+
+@dataclass
+class Posting:
+    """The writes of one transaction, applied together by ``post``."""
+
+    txn: Transaction
+    entries: list[Entry] = field(default_factory=list)
+    movements: list[LotMovement] = field(default_factory=list)
+    new_lots: list[Lot] = field(default_factory=list)
+    changed_lots: dict[int, Lot] = field(default_factory=dict)
+    accounts: dict[int, Account] = field(default_factory=dict)
+
+    def entry(self, account: Account | int, bucket: str, amount: int) -> None:
+        if amount == 0:
+            return
+        if isinstance(account, Account):
+            setattr(account, bucket, getattr(account, bucket) + amount)
+            self.accounts[account.pk] = account
+            self.entries.append(Entry(transaction=self.txn, account=account, bucket=bucket, amount=amount))
+        else:  # a system account: no cached balance
+            self.entries.append(Entry(transaction=self.txn, account_id=account, bucket=bucket, amount=amount))
+
+    def move(self, lot: Lot, amount: int) -> None:
+        if amount == 0:
+            return
+        lot.remaining += amount
+        if lot.pk is not None:
+            self.changed_lots[lot.pk] = lot
+        self.movements.append(LotMovement(lot=lot, transaction=self.txn, amount=amount))
+
+
+def create_transaction(**fields) -> Transaction:
+    """Insert the transaction row. With a reference, a concurrent twin that committed first
+    surfaces as IntegrityError (only the row is rolled back, in its savepoint)."""
+    if fields.get("reference"):
+        with transaction.atomic():
+            return Transaction.objects.create(**fields)
+    return Transaction.objects.create(**fields)
+
+
+def is_reference_clash(error: IntegrityError) -> bool:
+    return "points_transaction_reference_unique" in str(error)
+
+
+def post(posting: Posting) -> None:
+    """Write the entries, lots, movements and the accounts' new balances."""
+    total = sum(entry.amount for entry in posting.entries)
+    if total != 0 or len(posting.entries) < 2:
+        raise AssertionError(f"Unbalanced posting for {posting.txn}: {total} over {len(posting.entries)}")
+    Entry.objects.bulk_create(posting.entries)
+    if posting.new_lots:
+        Lot.objects.bulk_create(posting.new_lots)
+    if posting.changed_lots:
+        Lot.objects.bulk_update(list(posting.changed_lots.values()), ["remaining", "is_pending"])
+    if posting.movements:
+        for movement in posting.movements:
+            movement.lot_id = movement.lot.pk
+        LotMovement.objects.bulk_create(posting.movements)
+    for account in sorted(posting.accounts.values(), key=lambda a: a.pk):
+        account.save(update_fields=["available", "pending", "held", "lifetime_earned", "last_activity_at"])
+
+
+# --- Lots ------------------------------------------------------------------------------
+
+
+def _open_lots(account: Account):
+    """The account's spendable lots with points left, first-to-expire (never-expiring
+    last), fetched a page at a time."""
+    queryset = Lot.objects.filter(account=account, remaining__gt=0, is_pending=False).order_by(
+        F("expires_at").asc(nulls_last=True), "id"
+    )
+    offset, page = 0, 100
+    while True:
+        lots = list(queryset[offset : offset + page])
+        yield from lots
+        if len(lots) < page:
+            return
+        offset += page
+
+
+def expire_lots(
+    account: Account, lots: list[Lot], *, actor: Actor, now: datetime, description: str
+) -> Transaction | None:
+    """Expire what is left of ``lots`` (all of the account, locked by the caller) in one
+    ``expire`` transaction, with its ``points.expired`` event."""
+    lots = [lot for lot in lots if lot.remaining > 0]
+    total = sum(lot.remaining for lot in lots)
+    if total <= 0:
+        return None
+    currency = account.currency
+    txn = Transaction.objects.create(
+        program_id=account.program_id,
+        currency=currency,
+        kind=Transaction.Kind.EXPIRE,
+        member_id=account.member_id,
+        amount=total,
+        direction=-1,
+        description=description,
+        occurred_at=now,
+        **actor.as_fields(),
+    )
+    posting = Posting(txn)
+    posting.entry(account, B.AVAILABLE, -total)
+    posting.entry(system_account_id(currency, K.EXPIRED), B.AVAILABLE, total)
+    expiring = sorted(lots, key=lambda lot: (lot.expires_at is None, lot.expires_at, lot.pk))
+    for lot in expiring:
+        posting.move(lot, -lot.remaining)
+    post(posting)
+    from .events import emit_transaction
+
+    emit_transaction("points.expired", txn, account, lots_expired=len(expiring))
+    return txn
+
+
+def debit(
+    posting: Posting,
+    account: Account,
+    amount: int,
+    *,
+    now: datetime,
+    bucket: str = B.AVAILABLE,
+    prefer_lots: Iterable[Lot] = (),
+) -> list[tuple[Lot, int]]:
+    """Take ``amount`` from the account's available points, consuming lots (``prefer_lots``
+    first, then first-to-expire). Due lots must have been expired by ``expire_due``.
+    Returns the (lot, points) consumed. Raises InsufficientPointsError unless the currency
+    lets the balance go negative."""
+    if account.available - amount < 0 and not account.allow_negative:
+        raise InsufficientPointsError(
+            f"{amount} points requested, {max(account.available, 0)} available.",
+            available=max(account.available, 0),
+            requested=amount,
+            currency=account.currency.code,
+        )
+    posting.entry(account, bucket, -amount)
+    consumed: list[tuple[Lot, int]] = []
+    left = amount
+    seen: set[int] = set()
+    for lot in [*prefer_lots, *_open_lots(account)]:
+        if left <= 0:
+            break
+        if lot.pk in seen or lot.remaining <= 0 or lot.is_pending:
+            continue
+        seen.add(lot.pk)
+        lot = posting.changed_lots.get(lot.pk, lot)
+        take = min(lot.remaining, left)
+        posting.move(lot, -take)
+        consumed.append((lot, take))
+        left -= take
+    return consumed
+
+
+def expire_due(account: Account, *, actor: Actor, now: datetime) -> Transaction | None:
+    """Expire the account's due lots (past their expiry, or all of them after the
+    inactivity period) before anything spends from it."""
+    inactive_since = inactivity_expiry(account.currency, account.last_activity_at)
+    lots = Lot.objects.filter(account=account, remaining__gt=0, is_pending=False)
+    if inactive_since is None or inactive_since > now:
+        lots = lots.filter(expires_at__lte=now)
+    due = list(lots)
+    if not due:
+        return None
+    txn = expire_lots(account, due, actor=actor, now=now, description="Expired before use")
+    return txn
+
+
+def credit_new_lot(
+    posting: Posting,
+    account: Account,
+    amount: int,
+    *,
+    earned_at: datetime,
+    expires_at: datetime | None,
+    bucket: str = B.AVAILABLE,
+    available_at: datetime | None = None,
+) -> Lot:
+    """Add ``amount`` to the account in a new lot; available points first pay off a
+    negative balance."""
+    posting.entry(account, bucket, amount)
+    lot = Lot(
+        account=account,
+        source=posting.txn,
+        amount=amount,
+        remaining=amount,
+        earned_at=earned_at,
+        expires_at=expires_at,
+        is_pending=bucket == B.PENDING,
+        available_at=available_at if bucket == B.PENDING else None,
+    )
+    posting.new_lots.append(lot)
+    if bucket == B.AVAILABLE:
+        shortfall = max(-(account.available - amount), 0)
+        if shortfall:
+            posting.move(lot, -min(shortfall, amount))
+    return lot
+
+
+def restorable_lots(account: Account, txn_ids: Iterable[int]) -> list[tuple[Lot, int]]:
+    """The account's lots consumed by the transactions ``txn_ids`` (net of what they gave
+    back), latest-expiring first: (lot, points that may be restored)."""
+    rows = (
+        LotMovement.objects.filter(transaction_id__in=list(txn_ids), lot__account=account)
+        .values("lot_id")
+        .annotate(net=Sum("amount"))
+        .filter(net__lt=0)
+    )
+    net = {row["lot_id"]: -row["net"] for row in rows}
+    lots = list(Lot.objects.filter(pk__in=net))
+    lots.sort(key=lambda lot: (lot.expires_at is not None, lot.expires_at, lot.pk), reverse=True)
+    return [(lot, net[lot.pk]) for lot in lots]
+
+
+def credit_restoring(
+    posting: Posting,
+    account: Account,
+    amount: int,
+    *,
+    from_txn_ids: Iterable[int],
+    now: datetime,
+    bucket_from: str | None = None,
+) -> None:
+    """Give ``amount`` back to the account's available points, into the lots that the
+    transactions ``from_txn_ids`` consumed, with their original expiry (points beyond
+    what those lots can take land in a new lot expiring by the policy from now)."""
+    shortfall = max(-account.available, 0)
+    posting.entry(account, B.AVAILABLE, amount)
+    if bucket_from:
+        posting.entry(account, bucket_from, -amount)
+    left = amount - min(shortfall, amount)
+    for lot, restorable in restorable_lots(account, from_txn_ids):
+        if left <= 0:
+            break
+        lot = posting.changed_lots.get(lot.pk, lot)
+        give = min(restorable, left, lot.amount - lot.remaining)
+        posting.move(lot, give)
+        left -= give
+    if left > 0:
+        lot = Lot(
+            account=account,
+            source=posting.txn,
+            amount=left,
+            remaining=left,
+            earned_at=now,
+            expires_at=lot_expiry(account.currency, now),
+        )
+        posting.new_lots.append(lot)
