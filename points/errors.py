@@ -107,3 +107,8 @@ class RecipientNotFoundError(InvalidInputError):
 class InvalidDurationError(InvalidInputError):
     code = "invalid_duration"
     title = "Durations are a number followed by d, w, m or y, e.g. 90d"
+
+
+class UnknownLocationError(InvalidInputError):
+    code = "unknown_location"
+    title = "No location with this code in the program"
