@@ -1,0 +1,413 @@
+"""Creating and updating many members at once (imports), set-based.
+
+``members_upsert_many`` applies the rules of ``services.member_create`` /
+``member_update`` / ``label_assign`` to a list of rows with a fixed number of queries
+per call instead of several per row: the same normalisation (``_normalized_profile``,
+``normalize_member_number``, ``normalize_card_number``), the same uniqueness rules, the
+same events, history rows and ``members_created`` hook (once, with the list).
+
+Each row is validated completely before anything is written, so a bad row leaves nothing
+behind. If the bulk write still loses a race to a concurrent writer (a unique value taken
+meanwhile), the whole call is redone row by row through the per-row services, each row
+in its own savepoint: the result is the same, only slower.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from simple_history.utils import bulk_create_with_history, bulk_update_with_history
+
+from membership_site.actors import Actor
+from membership_site.errors import DomainError, InvalidInputError
+from programs.models import Program
+from webhooks.services import EventInput, event_record_many
+
+from . import hooks, services
+from .errors import (
+    CardNumberTakenError,
+    DuplicateMemberError,
+    IllegalStatusTransitionError,
+    MemberNotFoundError,
+    MemberTerminatedError,
+    UnknownLabelError,
+)
+from .models import Card, Label, Member, MemberLabel
+from .normalize import generate_member_number, normalize_card_number, normalize_member_number
+
+MATCH_FIELDS = ("number", "email", "external_ref")
+ACTIONS = ("create", "update", "upsert")
+_UNIQUE_FIELDS = ("number", "email", "phone", "external_ref")
+
+
+@dataclass
+class MemberInput:
+    """One row: profile values given (names of ``services.PROFILE_FIELDS``; absent means
+    "leave as it is"), and what applies when the row creates a member."""
+
+    profile: dict[str, Any]
+    number: str = ""
+    status: str = Member.Status.ACTIVE
+    joined_at: datetime | None = None
+    labels: list[str] = field(default_factory=list)
+    card: str = ""
+
+
+@dataclass
+class UpsertResult:
+    outcome: str  # created, updated, unchanged, failed
+    member: Member | None = None
+    error: DomainError | None = None
+
+
+class _Fallback(Exception):
+    pass
+
+
+class MemberNumberMismatchError(InvalidInputError):
+    code = "number_mismatch"
+    title = "A member's number cannot be changed"
+
+
+def _number_change_error() -> MemberNumberMismatchError:
+    return MemberNumberMismatchError(
+        "The row's number is not the number of the member it matches; numbers never change.",
+        field="number",
+    )
+
+
+def member_event_payload(member: Member, labels: Iterable[str]) -> dict[str, Any]:
+    """``events.member_payload`` for a member whose label codes are known (no query)."""
+    return {
+        "id": member.pk,
+        "number": member.number,
+        "status": member.status,
+        "email": member.email,
+        "phone": member.phone,
+        "first_name": member.first_name,
+        "last_name": member.last_name,
+        "external_ref": member.external_ref,
+        "labels": sorted(labels),
+    }
+
+
+def _history_user(actor: Actor):
+    return get_user_model()(pk=actor.user_id) if actor.user_id else None
+
+
+@dataclass
+class _Row:
+    index: int
+    input: MemberInput
+    key: str = ""
+    fields: dict[str, Any] = field(default_factory=dict)  # normalised values to write
+    member: Member | None = None
+    changed: list[str] = field(default_factory=list)
+    new_labels: list[Label] = field(default_factory=list)
+    card: str = ""
+    result: UpsertResult | None = None
+
+    def fail(self, error: DomainError) -> None:
+        self.result = UpsertResult("failed", error=error)
+
+
+@transaction.atomic
+def members_upsert_many(
+    *, program: Program, rows: list[MemberInput], match: str, action: str, actor: Actor
+) -> list[UpsertResult]:
+    """Create, update or upsert (``action``) members found by ``match`` (number, email
+    or external_ref); one result per row, in order. Rows that fail raise nothing: their
+    result holds the domain error."""
+    if match not in MATCH_FIELDS or action not in ACTIONS:
+        raise ValueError(f"match must be one of {MATCH_FIELDS} and action one of {ACTIONS}")
+    try:
+        with transaction.atomic():
+            return _bulk(program, rows, match, action, actor)
+    except (IntegrityError, _Fallback):
+        return [_one_by_one(program, row, match, action, actor) for row in rows]
+
+
+def _normalise(program: Program, row: _Row, match: str) -> None:
+    data = row.input
+    unknown = set(data.profile) - set(services.PROFILE_FIELDS)
+    if unknown:
+        raise TypeError(f"Unknown member fields: {sorted(unknown)}")
+    row.fields = services._normalized_profile(program, data.profile)
+    if data.number:
+        row.fields["number"] = normalize_member_number(data.number)
+    row.key = row.fields.get(match, "")
+    if data.card:
+        row.card = normalize_card_number(data.card)
+
+
+def _bulk(program: Program, rows: list[MemberInput], match: str, action: str, actor: Actor):
+    work = [_Row(index, data) for index, data in enumerate(rows)]
+    for row in work:
+        try:
+            _normalise(program, row, match)
+        except DomainError as error:
+            row.fail(error)
+    live = [row for row in work if row.result is None]
+
+    # Who exists already (locked, in id order, as member_update locks).
+    keys = {row.key for row in live if row.key}
+    existing = {
+        getattr(member, match): member
+        for member in Member.objects.select_for_update()
+        .filter(program=program, **{f"{match}__in": keys})
+        .order_by("pk")
+    }
+    label_codes = {code for row in live for code in row.input.labels}
+    labels = {label.code: label for label in Label.objects.filter(program=program, code__in=label_codes)}
+    current_labels: dict[int, dict[int, str]] = defaultdict(dict)
+    for member_id, label_id, code in MemberLabel.objects.filter(
+        member__in=[member.pk for member in existing.values()]
+    ).values_list("member_id", "label_id", "label__code"):
+        current_labels[member_id][label_id] = code
+
+    for row in live:
+        member = existing.get(row.key) if row.key else None
+        missing = [code for code in dict.fromkeys(row.input.labels) if code not in labels]
+        if member is not None and action == "create":
+            row.fail(
+                DuplicateMemberError(
+                    f"A member with this {match.replace('_', ' ')} already exists.", field=match
+                )
+            )
+        elif member is None and action == "update":
+            row.fail(MemberNotFoundError(f"No member with this {match.replace('_', ' ')}.", field=match))
+        elif missing:
+            row.fail(UnknownLabelError(f"Unknown labels: {', '.join(missing)}.", field="labels"))
+        elif member is None:
+            if row.input.status not in (Member.Status.PENDING, Member.Status.ACTIVE):
+                row.fail(
+                    IllegalStatusTransitionError(
+                        f"A new member starts as pending or active, not {row.input.status}."
+                    )
+                )
+        elif member.status == Member.Status.TERMINATED:
+            row.fail(MemberTerminatedError(f"Member {member.number} is terminated."))
+        elif row.fields.get("number", member.number) != member.number:
+            row.fail(_number_change_error())
+        else:
+            row.member = member
+            row.changed = [
+                name
+                for name, value in row.fields.items()
+                if name != "number" and getattr(member, name) != value
+            ]
+            row.new_labels = [
+                labels[code]
+                for code in dict.fromkeys(row.input.labels)
+                if labels[code].pk not in current_labels[member.pk]
+            ]
+            row.card = ""  # cards are issued on creation only
+    _check_unique(program, [row for row in live if row.result is None])
+    _check_cards(program, [row for row in live if row.result is None and row.member is None])
+
+    creating = [row for row in live if row.result is None and row.member is None]
+    updating = [row for row in live if row.result is None and row.member is not None]
+    _assign_numbers(program, creating)
+    now = timezone.now()
+    history = {
+        "default_user": _history_user(actor),
+        "custom_historical_attrs": {"history_integration_id": actor.integration_id},
+    }
+    events: list[EventInput] = []
+
+    new_members = [
+        Member(
+            program=program,
+            status=row.input.status,
+            status_changed_at=now,
+            joined_at=row.input.joined_at or now,
+            **row.fields,
+        )
+        for row in creating
+    ]
+    if new_members:
+        bulk_create_with_history(new_members, Member, **history)
+        if any(member.pk is None for member in new_members):
+            raise _Fallback  # a database that does not return ids on bulk insert
+    links: list[MemberLabel] = []
+    cards: list[Card] = []
+    for row, member in zip(creating, new_members, strict=True):
+        row.member = member
+        codes = list(dict.fromkeys(row.input.labels))
+        links += [MemberLabel(member=member, label=labels[code]) for code in codes]
+        if row.card:
+            cards.append(Card(program=program, member=member, number=row.card, kind=Card.Kind.PHYSICAL))
+        events.append(
+            EventInput(
+                program.pk, "member.created", {"member": member_event_payload(member, codes)}, member.pk
+            )
+        )
+        row.result = UpsertResult("created", member)
+
+    changed_members = []
+    changed_fields: set[str] = set()
+    for row in updating:
+        member = row.member
+        if not row.changed and not row.new_labels:
+            row.result = UpsertResult("unchanged", member)
+            continue
+        for name in row.changed:
+            setattr(member, name, row.fields[name])
+        member.updated_at = now
+        changed_members.append(member)
+        changed_fields.update(row.changed)
+        codes = set(current_labels[member.pk].values()) | {label.code for label in row.new_labels}
+        if row.changed:
+            events.append(
+                EventInput(
+                    program.pk,
+                    "member.updated",
+                    {"member": member_event_payload(member, codes), "changed": sorted(row.changed)},
+                    member.pk,
+                )
+            )
+        for label in row.new_labels:
+            links.append(MemberLabel(member=member, label=label))
+            events.append(
+                EventInput(
+                    program.pk,
+                    "label.assigned",
+                    {"member_id": member.pk, "label": {"code": label.code, "name": label.name}},
+                    member.pk,
+                )
+            )
+        row.result = UpsertResult("updated", member)
+    if changed_members:
+        bulk_update_with_history(
+            changed_members, Member, fields=sorted(changed_fields | {"updated_at"}), **history
+        )
+    if links:
+        MemberLabel.objects.bulk_create(links)
+    if cards:
+        bulk_create_with_history(cards, Card, **history)
+    if events:
+        event_record_many(events=events)
+    if new_members:
+        hooks.members_created.run(members=new_members, actor=actor)
+    return [row.result for row in work]
+
+
+def _check_unique(program: Program, rows: list[_Row]) -> None:
+    """The pre-check of ``services._check_unique`` for many rows: a value another member
+    has (or an earlier row of this call takes) fails the row with the field named."""
+    for name in _UNIQUE_FIELDS:
+        wanted = [
+            row
+            for row in rows
+            if row.result is None and row.fields.get(name) and (row.member is None or name in row.changed)
+        ]
+        if not wanted:
+            continue
+        owners = dict(
+            Member.objects.filter(
+                program=program, **{f"{name}__in": {row.fields[name] for row in wanted}}
+            ).values_list(name, "pk")
+        )
+        taken_here: set[str] = set()
+        for row in wanted:
+            value = row.fields[name]
+            owner = owners.get(value)
+            mine = row.member.pk if row.member is not None else None
+            if (owner is not None and owner != mine) or value in taken_here:
+                row.fail(
+                    DuplicateMemberError(
+                        f"Another member of this program already has this {name.replace('_', ' ')}.",
+                        field=name,
+                    )
+                )
+            else:
+                taken_here.add(value)
+
+
+def _check_cards(program: Program, rows: list[_Row]) -> None:
+    with_card = [row for row in rows if row.card]
+    if not with_card:
+        return
+    taken = set(
+        Card.objects.filter(program=program, number__in={row.card for row in with_card}).values_list(
+            "number", flat=True
+        )
+    )
+    for row in with_card:
+        if row.card in taken:
+            row.fail(CardNumberTakenError(f"Card number {row.card} is already in use.", field="card"))
+        taken.add(row.card)
+
+
+def _assign_numbers(program: Program, rows: list[_Row]) -> None:
+    needing = [row for row in rows if not row.fields.get("number")]
+    reserved = {row.fields["number"] for row in rows if row.fields.get("number")}
+    for _ in range(20):
+        if not needing:
+            return
+        candidates = {}
+        for row in needing:
+            number = generate_member_number()
+            if number not in reserved and number not in candidates:
+                candidates[number] = row
+        used = set(
+            Member.objects.filter(program=program, number__in=list(candidates)).values_list(
+                "number", flat=True
+            )
+        )
+        for number, row in candidates.items():
+            if number not in used:
+                row.fields["number"] = number
+                reserved.add(number)
+        needing = [row for row in needing if not row.fields.get("number")]
+    raise RuntimeError("Could not find unused member numbers in 20 attempts.")
+
+
+def _one_by_one(program: Program, data: MemberInput, match: str, action: str, actor: Actor) -> UpsertResult:
+    """One row through the per-row services, in its own savepoint."""
+    row = _Row(0, data)
+    try:
+        with transaction.atomic():
+            _normalise(program, row, match)
+            member = (
+                Member.objects.select_for_update().filter(program=program, **{match: row.key}).first()
+                if row.key
+                else None
+            )
+            if member is not None and action == "create":
+                raise DuplicateMemberError(
+                    f"A member with this {match.replace('_', ' ')} already exists.", field=match
+                )
+            if member is None and action == "update":
+                raise MemberNotFoundError(f"No member with this {match.replace('_', ' ')}.", field=match)
+            if member is None:
+                profile = {name: value for name, value in row.fields.items() if name != "number"}
+                created = services.member_create(
+                    program=program,
+                    actor=actor,
+                    number=row.fields.get("number"),
+                    status=data.status,
+                    joined_at=data.joined_at,
+                    labels=data.labels,
+                    card_number=row.card or None,
+                    **profile,
+                )
+                return UpsertResult("created", created)
+            changes = {name: value for name, value in row.fields.items() if name != "number"}
+            if row.fields.get("number", member.number) != member.number:
+                raise _number_change_error()
+            before = {name: getattr(member, name) for name in changes}
+            member = services.member_update(member=member, actor=actor, **changes)
+            changed = any(getattr(member, name) != value for name, value in before.items())
+            for code in dict.fromkeys(data.labels):
+                changed = services.label_assign(member=member, label_code=code, actor=actor) or changed
+            return UpsertResult("updated" if changed else "unchanged", member)
+    except DomainError as error:
+        return UpsertResult("failed", error=error)
