@@ -319,3 +319,19 @@ WEBHOOK_MAX_ENDPOINTS_PER_PROGRAM = env.int("WEBHOOK_MAX_ENDPOINTS_PER_PROGRAM",
 # all decrypt (to rotate, put a new key first). Empty: one key derived from SECRET_KEY,
 # so changing SECRET_KEY then makes the stored webhook secrets unreadable.
 FIELD_ENCRYPTION_KEY = env.list("FIELD_ENCRYPTION_KEY", default=[])
+
+# --- Points (points app) ------------------------------------------------------------------
+POINTS_HOLD_DEFAULT_MINUTES = env.int("POINTS_HOLD_DEFAULT_MINUTES", default=15)
+# Days before expiry at which a points.expiring event is sent, e.g. "30,7".
+POINTS_EXPIRY_WARNING_DAYS = env.list("POINTS_EXPIRY_WARNING_DAYS", cast=int, default=[30, 7])
+
+# --- Jobs (jobs app) ----------------------------------------------------------------------
+JOBS_CHUNK_SIZE = env.int("JOBS_CHUNK_SIZE", default=1000)
+# How long export files and reports stay downloadable.
+JOBS_FILE_RETENTION_HOURS = env.int("JOBS_FILE_RETENTION_HOURS", default=72)
+JOBS_STORAGE_DIR = env.path("JOBS_STORAGE_DIR", default=str(Path(MEDIA_ROOT) / "jobs"))
+# A running job whose worker shows no sign of life (one per chunk) for this long is
+# re-queued by the sweeper (jobs.requeue_stale / manage.py jobs_requeue_stale).
+JOBS_STALE_SECONDS = env.int("JOBS_STALE_SECONDS", default=600)
+# Rows the admin's import preview validates in the request; the job checks them all.
+JOBS_ADMIN_PREVIEW_ROWS = env.int("JOBS_ADMIN_PREVIEW_ROWS", default=200)
