@@ -297,17 +297,6 @@ WEBHOOKS_ALLOW_PRIVATE_URLS = env.bool("WEBHOOKS_ALLOW_PRIVATE_URLS", default=Fa
 EVENTS_RETENTION_DAYS = env.int("EVENTS_RETENTION_DAYS", default=30)
 WEBHOOK_SECRET_OVERLAP_HOURS = env.int("WEBHOOK_SECRET_OVERLAP_HOURS", default=24)
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
-
-# --- Points (points app) ------------------------------------------------------------------
-POINTS_HOLD_DEFAULT_MINUTES = env.int("POINTS_HOLD_DEFAULT_MINUTES", default=15)
-# Days before expiry at which a points.expiring event is sent, e.g. "30,7".
-POINTS_EXPIRY_WARNING_DAYS = env.list("POINTS_EXPIRY_WARNING_DAYS", cast=int, default=[30, 7])
-
-# --- Jobs (jobs app) ----------------------------------------------------------------------
-JOBS_CHUNK_SIZE = env.int("JOBS_CHUNK_SIZE", default=1000)
-# How long export files and reports stay downloadable.
-JOBS_FILE_RETENTION_HOURS = env.int("JOBS_FILE_RETENTION_HOURS", default=72)
-JOBS_STORAGE_DIR = env.path("JOBS_STORAGE_DIR", default=str(Path(MEDIA_ROOT) / "jobs"))
 # Webhook URLs must be https, except in development.
 WEBHOOKS_REQUIRE_HTTPS = env.bool("WEBHOOKS_REQUIRE_HTTPS", default=not DEBUG)
 # An endpoint whose every attempt failed for this long is disabled.
