@@ -38,8 +38,9 @@ ROLE_GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
 
 # Single permissions beyond the per-app grants (app_label.codename), e.g. custom ones.
 ROLE_EXTRA_PERMISSIONS: dict[str, tuple[str, ...]] = {
-    PROGRAM_MANAGER: (),
-    SUPPORT_AGENT: (),
+    PROGRAM_MANAGER: ("points.adjust_points",),
+    # Support agents may make manual points adjustments (reason required, audited).
+    SUPPORT_AGENT: ("points.adjust_points",),
     AUDITOR: (),
 }
 

@@ -230,7 +230,8 @@ _CURRENCY_FIELDS = (
 )
 
 
-def _check_policy(currency: Currency) -> None:
+def currency_check_policy(currency: Currency) -> None:
+    """Refuse expiry and value settings that do not fit together (no database access)."""
     policy = currency.expiry_policy
     if policy not in P.values:
         raise InvalidExpiryPolicyError(f"Unknown expiry policy '{policy}'.", field="expiry_policy")
@@ -272,7 +273,7 @@ def currency_create(
     if Currency.objects.filter(program=program, code=code).exists():
         raise CurrencyCodeTakenError(f"Currency '{code}' already exists.", field="code")
     currency = Currency(program=program, code=code, name=name, **fields)
-    _check_policy(currency)
+    currency_check_policy(currency)
     has_default = Currency.objects.filter(program=program, is_default=True).exists()
     if is_default and has_default:
         Currency.objects.filter(program=program, is_default=True).update(is_default=False)
@@ -301,7 +302,7 @@ def currency_update(*, currency: Currency, actor: Actor, **fields: Any) -> Curre
         )
     for name, value in fields.items():
         setattr(currency, name, value)
-    _check_policy(currency)
+    currency_check_policy(currency)
     if fields.get("is_default"):
         Currency.objects.filter(program_id=currency.program_id, is_default=True).exclude(
             pk=currency.pk
