@@ -4,3 +4,12 @@ from django.apps import AppConfig
 class TiersConfig(AppConfig):
     name = "tiers"
     verbose_name = "Tiers"
+
+    def ready(self) -> None:
+        from members import hooks as member_hooks
+
+        from . import events, selectors, services
+
+        events.register()
+        member_hooks.members_created.register(services.members_assign_default)
+        member_hooks.profile_sections.register(selectors.profile_section)
