@@ -254,22 +254,9 @@ class JobReportApi(_CsvDownloadMixin, ApiView):
         if job.operation != Job.Operation.IMPORT:
             raise JobFileMissingError("Exports have no row report; download their file.")
         _check_not_purged(job)
-        response = StreamingHttpResponse(_csv_lines(job), content_type="text/csv; charset=utf-8")
+        response = StreamingHttpResponse(engine.report_csv(job), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="job-{job.pk}-report.csv"'
         return response
-
-
-def _csv_lines(job: Job):
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(engine.REPORT_COLUMNS)
-    for line in engine.report_rows(job):
-        writer.writerow(line)
-        if out.tell() > 64 * 1024:
-            yield out.getvalue()
-            out.seek(0)
-            out.truncate()
-    yield out.getvalue()
 
 
 class JobFileApi(_CsvDownloadMixin, ApiView):

@@ -19,6 +19,7 @@ when restarted.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 from collections import Counter
@@ -497,6 +498,20 @@ def report_rows(job: Job) -> Iterator[list[Any]]:
                 "" if object_id is None else object_id,
                 object_ref or "",
             ]
+
+
+def report_csv(job: Job) -> Iterator[str]:
+    """The report as CSV text, in pieces of about 64 KiB (for a streaming response)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(REPORT_COLUMNS)
+    for line in report_rows(job):
+        writer.writerow(line)
+        if out.tell() > 64 * 1024:
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue()
 
 
 def preview(

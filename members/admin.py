@@ -1,14 +1,23 @@
 from django import forms
 from django.contrib import admin
+from import_export.admin import ExportMixin, ImportMixin
 from simple_history.admin import SimpleHistoryAdmin
 
+from jobs.admin_import import JobImportMixin
 from membership_site.actors import Actor
 from membership_site.admin_actions import form_action
 from membership_site.errors import DomainError
+from programs.models import Program
 
 from . import services
 from .models import Card, Consent, Label, Member, MemberLabel, StatusChange
 from .normalize import normalize_email, normalize_phone
+from .resources import (
+    MemberCardImportResource,
+    MemberExportResource,
+    MemberImportResource,
+    MemberLabelImportResource,
+)
 
 
 class MemberForm(forms.ModelForm):
@@ -109,9 +118,21 @@ class LabelChoiceForm(forms.Form):
     label = forms.ModelChoiceField(queryset=Label.objects.select_related("program"))
 
 
+class _ProgramImportMixin(JobImportMixin):
+    """Imports run as jobs of the members kinds (see jobs.admin_import)."""
+
+    def program_queryset(self, request):
+        return Program.objects.order_by("code")
+
+    def has_import_permission(self, request):
+        return request.user.has_perms(["members.add_member", "members.change_member"])
+
+
 @admin.register(Member)
-class MemberAdmin(SimpleHistoryAdmin):
+class MemberAdmin(_ProgramImportMixin, ImportMixin, ExportMixin, SimpleHistoryAdmin):
     form = MemberForm
+    resource_classes = [MemberImportResource, MemberCardImportResource]
+    export_resource_classes = [MemberExportResource]
     list_display = ["number", "first_name", "last_name", "email", "phone", "status", "program", "joined_at"]
     list_filter = ["status", "program", "labels", "joined_at"]
     search_fields = [
@@ -214,7 +235,9 @@ class CardAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(Label)
-class LabelAdmin(SimpleHistoryAdmin):
+class LabelAdmin(_ProgramImportMixin, ImportMixin, SimpleHistoryAdmin):
+    # The import puts labels on members (or takes them off), one row per member and label.
+    resource_classes = [MemberLabelImportResource]
     list_display = ["code", "name", "program"]
     list_filter = ["program"]
     search_fields = ["code", "name"]
