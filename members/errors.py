@@ -16,6 +16,11 @@ class CardNotFoundError(NotFoundError):
     title = "No such card in this program"
 
 
+class UnknownLabelError(InvalidInputError):
+    code = "unknown_label"
+    title = "No label with this code in the program"
+
+
 class InvalidPhoneError(InvalidInputError):
     code = "invalid_phone"
     title = "Not a valid phone number"
@@ -36,9 +41,6 @@ class DuplicateMemberError(ConflictError):
 
     code = "duplicate_member"
     title = "Another member already has this value"
-
-    def __init__(self, detail: str | None = None, *, field: str, **extra):
-        super().__init__(detail, field=field, **extra)
 
 
 class LabelCodeTakenError(ConflictError):

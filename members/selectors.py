@@ -9,7 +9,13 @@ from django.db.models import Prefetch, QuerySet
 from programs.models import Program
 
 from . import hooks
-from .errors import CardNotFoundError, CardNotUsableError, LookupCriteriaError, MemberNotFoundError
+from .errors import (
+    CardNotFoundError,
+    CardNotUsableError,
+    LabelNotFoundError,
+    LookupCriteriaError,
+    MemberNotFoundError,
+)
 from .models import Card, Consent, Label, Member
 from .normalize import normalize_card_number, normalize_email, normalize_member_number, normalize_phone
 
@@ -42,8 +48,6 @@ def label_list(*, program: Program) -> QuerySet[Label]:
 
 
 def label_get(*, program: Program, code: str) -> Label:
-    from .errors import LabelNotFoundError
-
     try:
         return Label.objects.get(program=program, code=code)
     except Label.DoesNotExist:

@@ -23,8 +23,8 @@ from .errors import (
     DuplicateMemberError,
     IllegalStatusTransitionError,
     LabelCodeTakenError,
-    LabelNotFoundError,
     MemberTerminatedError,
+    UnknownLabelError,
 )
 from .events import card_payload, emit, member_payload
 from .models import Card, Consent, Label, Member, MemberLabel, StatusChange
@@ -36,6 +36,7 @@ from .normalize import (
     normalize_member_number,
     normalize_phone,
 )
+from .selectors import label_get
 
 S = Member.Status
 ALLOWED_TRANSITIONS: dict[str, set[str]] = {
@@ -309,14 +310,14 @@ def label_update(*, label: Label, actor: Actor, **fields: Any) -> Label:
     return label
 
 
-def _labels_by_code(program: Program, codes: Iterable[str]) -> list[Label]:
+def _labels_by_code(program: Program, codes: Iterable[str], field: str = "labels") -> list[Label]:
     codes = list(dict.fromkeys(codes))
     if not codes:
         return []
     found = {label.code: label for label in Label.objects.filter(program=program, code__in=codes)}
     missing = [code for code in codes if code not in found]
     if missing:
-        raise LabelNotFoundError(f"Unknown labels: {', '.join(missing)}.", field="labels")
+        raise UnknownLabelError(f"Unknown labels: {', '.join(missing)}.", field=field)
     return [found[code] for code in codes]
 
 
@@ -325,7 +326,7 @@ def label_assign(*, member: Member, label_code: str, actor: Actor) -> bool:
     """Put a label on a member; False (and no event) when it was already there."""
     member = _lock(member)
     _ensure_not_terminated(member)
-    (label,) = _labels_by_code(member.program, [label_code])
+    (label,) = _labels_by_code(member.program, [label_code], field="label")
     _link, created = MemberLabel.objects.get_or_create(member=member, label=label)
     if created:
         member.save(update_fields=["updated_at"])
@@ -342,7 +343,7 @@ def label_remove(*, member: Member, label_code: str, actor: Actor) -> bool:
     """Take a label off a member; False (and no event) when it was not there."""
     member = _lock(member)
     _ensure_not_terminated(member)
-    (label,) = _labels_by_code(member.program, [label_code])
+    label = label_get(program=member.program, code=label_code)
     deleted, _ = MemberLabel.objects.filter(member=member, label=label).delete()
     if deleted:
         member.save(update_fields=["updated_at"])

@@ -11,12 +11,16 @@ from typing import Any, ClassVar
 
 
 class DomainError(Exception):
+    """``field`` (optional) names the input field at fault; the problem body then carries
+    ``errors: [{field, code, message}]`` as validation errors do."""
+
     code: ClassVar[str] = "domain_error"
     status: ClassVar[int] = 422
     title: ClassVar[str] = "The request cannot be carried out"
 
-    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+    def __init__(self, detail: str | None = None, *, field: str | None = None, **extra: Any) -> None:
         self.detail = detail or self.title
+        self.field = field
         self.extra = extra
         super().__init__(self.detail)
 
@@ -34,15 +38,8 @@ class ConflictError(DomainError):
 
 
 class InvalidInputError(DomainError):
-    """Input that passed the serializer but breaks a domain rule about a field.
-
-    ``field`` names the offending field so the problem's ``errors`` list points at it.
-    """
+    """Input that passed the serializer but breaks a domain rule about a field."""
 
     code = "invalid"
     status = 400
     title = "Invalid input"
-
-    def __init__(self, detail: str | None = None, *, field: str | None = None, **extra: Any):
-        self.field = field
-        super().__init__(detail, **extra)

@@ -18,7 +18,12 @@ class ApiCursorPagination(CursorPagination):
         return settings.API_PAGE_SIZE_MAX
 
     def get_ordering(self, request, queryset, view):
-        return getattr(view, "pagination_ordering", None) or super().get_ordering(request, queryset, view)
+        """``view.pagination_ordering`` (a field name or tuple of names, unique together)
+        overrides the default newest-first order."""
+        ordering = getattr(view, "pagination_ordering", None)
+        if ordering:
+            return (ordering,) if isinstance(ordering, str) else tuple(ordering)
+        return super().get_ordering(request, queryset, view)
 
     def paginate_queryset(self, queryset, request, view=None):
         try:

@@ -147,7 +147,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     """
     if isinstance(exc, DomainError):
         errors = None
-        if isinstance(exc, InvalidInputError):
+        if exc.field is not None or isinstance(exc, InvalidInputError):
             errors = [{"field": exc.field, "code": exc.code, "message": exc.detail}]
         return problem_response(
             status=exc.status,
