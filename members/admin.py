@@ -154,6 +154,13 @@ class MemberAdmin(_ProgramImportMixin, ImportMixin, ExportMixin, SimpleHistoryAd
         _status_action("reactivate", "Reactivate (suspended → active)"),
         _status_action("terminate", "Terminate (final)"),
         form_action(
+            name="erase",
+            description="Erase personal data (GDPR, cannot be undone)",
+            apply=lambda member, actor, data: services.member_erase(
+                member=member, reason=data["reason"], actor=actor
+            ),
+        ),
+        form_action(
             name="assign_label",
             description="Assign a label",
             form_class=LabelChoiceForm,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -133,6 +134,42 @@ def member_status_view(action: str, summary: str):
     )(post)
     view = type(f"Member{action.title()}Api", (MemberStatusApi,), {"action": action, "post": post})
     return view.as_view()
+
+
+class MemberExportApi(ApiView):
+    scope_area = "members"
+
+    @extend_schema(
+        summary="Export everything held about a member (GDPR access)",
+        description="Profile, consents, cards, labels, status history, plus the points, tiers "
+        "and rewards data other parts of the platform hold about the member.",
+        responses=OpenApiTypes.OBJECT,
+    )
+    def get(self, request, member_id: int):
+        member = selectors.member_get(program=self.program, member_id=member_id)
+        return Response(selectors.member_export(member=member))
+
+
+class MemberEraseApi(ApiView):
+    scope_area = "members"
+
+    @extend_schema(
+        summary="Erase a member's personal data (GDPR erasure)",
+        description="Terminates the membership, blanks the profile (also in its history), "
+        "deletes consents and blocks cards. The id and number stay so the ledger remains "
+        "whole. Emits `member.erased`. Cannot be undone; a second call answers 409 "
+        "`member_erased`.",
+        request=ReasonSerializer,
+        responses=MemberSerializer,
+    )
+    def post(self, request, member_id: int):
+        member = selectors.member_get(program=self.program, member_id=member_id)
+        serializer = ReasonSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        member = services.member_erase(
+            member=member, reason=serializer.validated_data["reason"], actor=self.actor
+        )
+        return Response(MemberSerializer(_reloaded(self.program, member)).data)
 
 
 class MemberCardsApi(ApiView):

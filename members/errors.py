@@ -63,6 +63,11 @@ class MemberTerminatedError(ConflictError):
     title = "The membership is terminated; nothing can be changed"
 
 
+class MemberErasedError(ConflictError):
+    code = "member_erased"
+    title = "The member's personal data has been erased"
+
+
 class CardNotActiveError(ConflictError):
     code = "card_not_active"
     title = "The card is blocked or replaced"

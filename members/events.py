@@ -36,6 +36,12 @@ def register() -> None:
         "The member's status moved (pending, active, suspended, terminated).",
         {**_MEMBER_EXAMPLE, "from": "active", "to": "suspended", "reason": "Fraud review"},
     )
+    catalog.register(
+        "member.erased",
+        "The member's personal data was erased (GDPR); the id and number remain for the ledger. "
+        "Receivers should erase what they hold about this member.",
+        {"member": {"id": 42, "number": "1234567897"}, "reason": "Request by the member"},
+    )
     card_example = {
         "member_id": 42,
         "card": {"number": "9123456789012345", "kind": "physical", "status": "active"},

@@ -21,3 +21,16 @@ profile_sections = Hook(
     "(section_name, {member_id: data}) using a fixed number of queries for the whole list, "
     "e.g. ('tier', {...}) or ('balances', {...}).",
 )
+
+member_erased = Hook(
+    "member_erased",
+    "Run with member= and actor= inside member_erase's transaction, after the member's own "
+    "personal data is gone: higher apps erase what they hold about the person (e.g. "
+    "shipping addresses of rewards).",
+)
+
+export_sections = Hook(
+    "export_sections",
+    "Run with member= by the GDPR export; each receiver returns (section_name, data) with "
+    "everything its app holds about the member (e.g. ('points', {...})).",
+)

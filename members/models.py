@@ -69,6 +69,9 @@ class Member(TimeStampedModel):
         max_length=100, blank=True, help_text="The member's id in an external system (CRM)."
     )
     joined_at = models.DateTimeField(default=timezone.now)
+    erased_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When personal data was erased (GDPR)."
+    )
     labels = models.ManyToManyField(Label, through="MemberLabel", related_name="members", blank=True)
 
     history = audited_history()

@@ -140,3 +140,51 @@ def member_profiles(members: list[Member]) -> dict[int, dict[str, Any]]:
         for member_id, value in data.items():
             profiles[member_id][section] = value
     return profiles
+
+
+def member_export(*, member: Member) -> dict[str, Any]:
+    """Everything the platform holds about a member (GDPR right of access), including the
+    sections higher apps add through ``hooks.export_sections``."""
+    profile_fields = (
+        "id",
+        "number",
+        "status",
+        "status_changed_at",
+        "email",
+        "phone",
+        "first_name",
+        "last_name",
+        "birth_date",
+        "language",
+        "address_line1",
+        "address_line2",
+        "city",
+        "postal_code",
+        "region",
+        "country",
+        "preferences",
+        "external_ref",
+        "joined_at",
+        "erased_at",
+        "created_at",
+        "updated_at",
+    )
+    data: dict[str, Any] = {
+        "member": {name: getattr(member, name) for name in profile_fields},
+        "program": member.program.code,
+        "labels": sorted(member.labels.values_list("code", flat=True)),
+        "consents": list(
+            member.consents.order_by("purpose").values("purpose", "granted", "changed_at", "source")
+        ),
+        "cards": list(
+            member.cards.order_by("issued_at").values(
+                "number", "kind", "status", "issued_at", "status_reason"
+            )
+        ),
+        "status_changes": list(
+            member.status_changes.order_by("at").values("from_status", "to_status", "reason", "at")
+        ),
+    }
+    for section, section_data in hooks.export_sections.run(member=member):
+        data[section] = section_data
+    return data

@@ -59,6 +59,7 @@ class MemberSerializer(serializers.ModelSerializer):
             "preferences",
             "external_ref",
             "joined_at",
+            "erased_at",
             "labels",
             "consents",
             "cards",

@@ -23,6 +23,7 @@ from .errors import (
     DuplicateMemberError,
     IllegalStatusTransitionError,
     LabelCodeTakenError,
+    MemberErasedError,
     MemberTerminatedError,
     UnknownLabelError,
 )
@@ -434,3 +435,65 @@ def card_block(*, card: Card, reason: str, actor: Actor) -> Card:
     card.save(update_fields=["status", "status_reason", "updated_at"])
     emit(member, "card.blocked", {"member_id": member.pk, "card": card_payload(card), "reason": reason})
     return card
+
+
+# --- GDPR erasure -------------------------------------------------------------------------
+
+# Fields holding personal data and the value they are erased to.
+_ERASED_VALUES: dict[str, Any] = {
+    "email": "",
+    "phone": "",
+    "first_name": "",
+    "last_name": "",
+    "birth_date": None,
+    "language": "",
+    "address_line1": "",
+    "address_line2": "",
+    "city": "",
+    "postal_code": "",
+    "region": "",
+    "country": "",
+    "preferences": {},
+    "external_ref": "",
+}
+
+
+@transaction.atomic
+def member_erase(*, member: Member, reason: str, actor: Actor) -> Member:
+    """Erase a member's personal data (GDPR right to erasure).
+
+    The member row stays, with its id and number, so that the ledger and statistics stay
+    whole; the membership is terminated, profile fields are blanked (in the history table
+    too), consents are deleted and cards are blocked with their numbers replaced. Higher
+    apps erase their own data through ``hooks.member_erased``. Emits ``member.erased``.
+    """
+    member = _lock(member)
+    if member.erased_at is not None:
+        raise MemberErasedError(f"Member {member.number} was erased at {member.erased_at}.")
+    if member.status != Member.Status.TERMINATED:
+        member = member_change_status(
+            member=member, to_status=Member.Status.TERMINATED, reason=f"Erasure: {reason}", actor=actor
+        )
+    now = timezone.now()
+    for name, value in _ERASED_VALUES.items():
+        setattr(member, name, value)
+    member.erased_at = now
+    member.save()
+    # The history table keeps copies of every earlier version: blank them as well.
+    member.history.all().update(**_ERASED_VALUES)
+    MemberLabel.objects.filter(member=member).delete()
+    Consent.objects.filter(member=member).delete()
+    # After the delete, which itself writes a last history row per consent.
+    Consent.history.filter(member_id=member.pk).delete()
+    for card in Card.objects.select_for_update().filter(member=member):
+        erased_number = f"ERASED-{card.pk}"
+        card.history.all().update(number=erased_number)
+        card.number = erased_number
+        if card.status == Card.Status.ACTIVE:
+            card.status = Card.Status.BLOCKED
+        card.status_reason = "Personal data erased"
+        card.save()
+    # The erasure row itself is the last history entry; it holds no personal data.
+    hooks.member_erased.run(member=member, actor=actor)
+    emit(member, "member.erased", {"member": {"id": member.pk, "number": member.number}, "reason": reason})
+    return member

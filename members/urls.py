@@ -19,6 +19,8 @@ urlpatterns = [
             ("terminate", "Terminate a membership (final)"),
         )
     ],
+    path("members/<int:member_id>/export", api.MemberExportApi.as_view(), name="member-export"),
+    path("members/<int:member_id>/erase", api.MemberEraseApi.as_view(), name="member-erase"),
     path("members/<int:member_id>/cards", api.MemberCardsApi.as_view(), name="member-cards"),
     path(
         "members/<int:member_id>/cards/<str:number>/replace",
