@@ -8,8 +8,9 @@ load them and write the outcome.
 Windows (days are program-local; an evaluation "on D" counts activity before D, a live
 check counts everything recorded so far):
 
-- ``rolling_months`` (N): the days from D minus N months. Activity of 15 March 2024 counts
-  up to the evaluation of 14 March 2025 (12 months) and drops out on 15 March 2025.
+- ``rolling_months`` (N): from D minus N months (inclusive) to D. With 12 months, activity
+  of 15 March 2024 counts in the evaluation of 15 March 2025 and drops out in that of
+  16 March 2025.
 - ``calendar_year``: the current year to date, or the whole previous year. Status earned in
   a year therefore holds through the next one; retention is judged on 1 January.
 - ``anniversary_year``: the same with years starting on the member's joining day (a 29
@@ -410,9 +411,12 @@ def window_metrics(
     aggregates = {}
     for index, key in enumerate(windows):
         current, previous = _window_filters(key, on, tz)
+        # Column order is what the parsing below expects: current spend, points, visits,
+        # then (yearly windows) previous spend, points, visits.
         for name in _FIELDS:
             aggregates[f"w{index}c_{name}"] = Sum(name, filter=current) if current is not None else Sum(name)
-            if previous is not None:
+        if previous is not None:
+            for name in _FIELDS:
                 aggregates[f"w{index}p_{name}"] = Sum(name, filter=previous)
     rows = (
         queryset.order_by().values("member_id").annotate(**aggregates).values_list("member_id", *aggregates)
