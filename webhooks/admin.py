@@ -14,6 +14,9 @@ from .urlsafety import check_url
 
 
 class WebhookEndpointForm(forms.ModelForm):
+    url = forms.URLField(
+        max_length=2000, assume_scheme="https", help_text="https address receiving the POSTs."
+    )
     program_id = forms.IntegerField(min_value=1, label="Program id")
     event_types = forms.MultipleChoiceField(
         choices=(),

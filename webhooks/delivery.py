@@ -75,10 +75,10 @@ def _tasks():
 
 
 def _enqueue_deliveries(delivery_ids: list[int]) -> None:
-    deliver = _tasks().deliver
+    tasks = _tasks()
     for delivery_id in delivery_ids:
         try:
-            deliver.delay(delivery_id)
+            tasks.enqueue_delivery(delivery_id)
         except Exception:
             logger.warning("Could not enqueue delivery %s; the sweeper will", delivery_id)
             return
@@ -92,7 +92,7 @@ def _schedule_retry(delivery_id: int, countdown: float) -> None:
     if app.conf.task_always_eager:
         return
     try:
-        _tasks().deliver.apply_async((delivery_id,), countdown=max(countdown, 0))
+        _tasks().enqueue_delivery(delivery_id, countdown=max(countdown, 0))
     except Exception:
         logger.warning("Could not schedule the retry of delivery %s; the sweeper will", delivery_id)
 
@@ -192,7 +192,7 @@ def send(url: str, *, body: str, headers: dict[str, str]) -> AttemptResult:
     started = time.perf_counter()
     result = AttemptResult()
     try:
-        target = check_url(url)
+        target = check_url(url, require_https=False)
         request_url = target.url
         extensions: dict[str, Any] = {}
         headers = dict(headers)

@@ -89,7 +89,7 @@ def _enqueue_dispatch(event_ids: list[int]) -> None:
     from . import tasks
 
     try:
-        tasks.dispatch_events.delay(event_ids)
+        tasks.enqueue_dispatch(event_ids)
     except Exception:
         # The events are committed; the sweeper dispatches them after its grace period.
         logger.warning("Could not enqueue the dispatch of %d event(s); the sweeper will", len(event_ids))
@@ -286,7 +286,7 @@ def _enqueue_delivery(delivery_id: int) -> None:
     from . import tasks
 
     try:
-        tasks.deliver.delay(delivery_id)
+        tasks.enqueue_delivery(delivery_id)
     except Exception:
         logger.warning("Could not enqueue delivery %s; the sweeper will", delivery_id)
 

@@ -35,15 +35,16 @@ def is_public_address(address: IpAddress) -> bool:
     )
 
 
-def parse_url(url: str) -> httpx.URL:
-    """Syntax and scheme: http(s) with a host; https unless ``WEBHOOKS_REQUIRE_HTTPS`` is off."""
+def parse_url(url: str, *, require_https: bool = True) -> httpx.URL:
+    """Syntax and scheme: http(s) with a host; https when ``require_https`` and the
+    ``WEBHOOKS_REQUIRE_HTTPS`` setting say so."""
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError) as error:
         raise InvalidWebhookUrlError(f"'{url}' is not a valid URL ({error}).", field="url") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise InvalidWebhookUrlError("The URL must start with https:// and name a host.", field="url")
-    if parsed.scheme != "https" and settings.WEBHOOKS_REQUIRE_HTTPS:
+    if parsed.scheme != "https" and require_https and settings.WEBHOOKS_REQUIRE_HTTPS:
         raise InvalidWebhookUrlError("Webhook URLs must use https.", field="url")
     return parsed
 
@@ -69,11 +70,12 @@ class Target:
     address: IpAddress | None
 
 
-def check_url(url: str) -> Target:
+def check_url(url: str, *, require_https: bool = True) -> Target:
     """Refuse URLs that are malformed or resolve to a non-public address (every address
     the host resolves to must be public). Raises ``InvalidWebhookUrlError`` or
-    ``WebhookUrlNotAllowedError``."""
-    parsed = parse_url(url)
+    ``WebhookUrlNotAllowedError``. The scheme rule applies when an endpoint is saved;
+    deliveries (``require_https=False``) re-check the address only."""
+    parsed = parse_url(url, require_https=require_https)
     if settings.WEBHOOKS_ALLOW_PRIVATE_URLS:
         return Target(parsed, None)
     port = parsed.port or (443 if parsed.scheme == "https" else 80)

@@ -1,0 +1,138 @@
+"""Recording events: same transaction as the change, per-member sequences, bulk writes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from decimal import Decimal
+
+import pytest
+from django.db import connection, transaction
+
+from members import services as member_services
+from membership_site.actors import Actor
+from webhooks import services
+from webhooks.models import Event, EventDispatch, MemberEventCounter
+
+SYSTEM = Actor.system("tests")
+
+
+def test_event_record_rolled_back_change_leaves_no_event(program):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        member_services.member_create(program=program, actor=SYSTEM, email="gone@example.com")
+        assert Event.objects.filter(type="member.created").count() == 1
+        raise RuntimeError("the caller fails after the change")
+    assert not Event.objects.exists()
+    assert not EventDispatch.objects.exists()
+    assert not MemberEventCounter.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_event_record_committed_change_has_exactly_one_event_dispatched_after_commit(program):
+    member = member_services.member_create(program=program, actor=SYSTEM, email="kept@example.com")
+
+    events = list(Event.objects.filter(member_id=member.pk))
+    assert [(e.type, e.member_sequence, e.program_id) for e in events] == [("member.created", 1, program.pk)]
+    assert events[0].data["member"]["email"] == "kept@example.com"
+    assert events[0].event_id.startswith("evt_")
+    assert events[0].txid > 0  # the PostgreSQL transaction that wrote it
+    # The dispatch task ran after the commit (eager in tests): no endpoint, no delivery.
+    dispatch = EventDispatch.objects.get(event=events[0])
+    assert dispatch.dispatched_at is not None
+    assert dispatch.deliveries == 0
+
+
+def test_event_record_refuses_types_not_in_the_catalog(program):
+    with pytest.raises(ValueError, match="not in the catalog"):
+        services.event_record(program_id=program.pk, type="member.creatd", data={})
+    assert not Event.objects.exists()
+
+
+def test_event_record_numbers_each_members_events_without_gaps(program):
+    for _ in range(3):
+        services.event_record(program_id=program.pk, member_id=10, type="member.updated", data={})
+    services.event_record(program_id=program.pk, member_id=11, type="member.updated", data={})
+    program_event = services.event_record(program_id=program.pk, type="webhook.endpoint_disabled", data={})
+
+    assert list(Event.objects.filter(member_id=10).values_list("member_sequence", flat=True)) == [1, 2, 3]
+    assert list(Event.objects.filter(member_id=11).values_list("member_sequence", flat=True)) == [1]
+    assert program_event.member_sequence is None
+
+
+def test_event_record_makes_data_json_like_the_api(program):
+    event = services.event_record(
+        program_id=program.pk, member_id=1, type="member.updated", data={"amount": Decimal("12.50")}
+    )
+    event.refresh_from_db()
+    assert event.data == {"amount": "12.50"}
+
+
+def test_event_record_many_allocates_sequences_set_based_in_input_order(
+    program, django_assert_max_num_queries
+):
+    services.event_record(program_id=program.pk, member_id=1, type="member.updated", data={})
+    inputs = [
+        services.EventInput(program_id=program.pk, type="member.created", data={"n": n}, member_id=1 + n % 3)
+        for n in range(300)
+    ]
+    # A fixed number of statements whatever the size: counters, events, dispatch rows.
+    with django_assert_max_num_queries(5):
+        created = services.event_record_many(events=inputs)
+
+    assert len(created) == 300 and all(event.pk and event.txid for event in created)
+    for member_id in (1, 2, 3):
+        sequences = list(
+            Event.objects.filter(member_id=member_id).order_by("id").values_list("member_sequence", flat=True)
+        )
+        assert sequences == list(range(1, len(sequences) + 1))
+    assert len(Event.objects.filter(member_id=1)) == 101  # 1 earlier + 100 of the batch
+    assert EventDispatch.objects.filter(dispatched_at__isnull=True).count() == 301
+
+
+def test_event_record_many_accepts_mappings_and_nothing(program):
+    assert services.event_record_many(events=[]) == []
+    [event] = services.event_record_many(
+        events=[{"program_id": program.pk, "type": "member.created", "data": {}, "member_id": 5}]
+    )
+    assert event.member_sequence == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_event_record_concurrent_writers_on_one_member_get_sequences_in_commit_order(program):
+    """Real threads, real transactions: each holds the member's counter until it commits,
+    so the next writer's number is given only after the previous commit."""
+    writers = 6
+    got_sequence: dict[int, float] = {}
+    committed: dict[int, float] = {}
+    errors: list[BaseException] = []
+    start = threading.Barrier(writers)
+
+    def write(index: int) -> None:
+        try:
+            start.wait()
+            with transaction.atomic():
+                event = services.event_record(
+                    program_id=program.pk, member_id=77, type="member.updated", data={"writer": index}
+                )
+                got_sequence[event.member_sequence] = time.monotonic()
+                time.sleep(0.05)  # a slow service: other writers are waiting meanwhile
+            committed[event.member_sequence] = time.monotonic()
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert not errors
+    assert sorted(got_sequence) == list(range(1, writers + 1))
+    for sequence in range(2, writers + 1):
+        # Number n+1 was handed out only after number n's transaction committed.
+        assert got_sequence[sequence] >= committed[sequence - 1] - 0.01
+    stored = Event.objects.filter(member_id=77).order_by("member_sequence")
+    assert [e.member_sequence for e in stored] == list(range(1, writers + 1))
+    assert MemberEventCounter.objects.get(member_id=77).last_sequence == writers
