@@ -340,3 +340,10 @@ JOBS_STORAGE_DIR = env.path("JOBS_STORAGE_DIR", default=str(Path(MEDIA_ROOT) / "
 JOBS_STALE_SECONDS = env.int("JOBS_STALE_SECONDS", default=600)
 # Rows the admin's import preview validates in the request; the job checks them all.
 JOBS_ADMIN_PREVIEW_ROWS = env.int("JOBS_ADMIN_PREVIEW_ROWS", default=200)
+
+# --- Tiers (tiers app) --------------------------------------------------------------------
+# Each program is evaluated once a day when its local time reaches this hour (0-23); the
+# beat task checks hourly.
+TIERS_EVALUATION_LOCAL_HOUR = env.int("TIERS_EVALUATION_LOCAL_HOUR", default=1)
+# Members whose metrics are summed by one query and whose changes commit together.
+TIERS_EVALUATION_BATCH_SIZE = env.int("TIERS_EVALUATION_BATCH_SIZE", default=20000)
