@@ -38,9 +38,10 @@ ROLE_GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
 
 # Single permissions beyond the per-app grants (app_label.codename), e.g. custom ones.
 ROLE_EXTRA_PERMISSIONS: dict[str, tuple[str, ...]] = {
-    PROGRAM_MANAGER: ("points.adjust_points",),
-    # Support agents may make manual points adjustments (reason required, audited).
-    SUPPORT_AGENT: ("points.adjust_points",),
+    PROGRAM_MANAGER: ("points.adjust_points", "tiers.assign_tier"),
+    # Support agents may make manual points adjustments and tier assignments (reason
+    # required, audited).
+    SUPPORT_AGENT: ("points.adjust_points", "tiers.assign_tier"),
     AUDITOR: (),
 }
 
