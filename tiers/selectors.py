@@ -17,11 +17,12 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from members.errors import MemberNotFoundError
 from members.models import Member
 from programs.models import Program
 
 from . import rules
-from .errors import TierNotFoundError
+from .errors import TierNotFoundError, UnknownTierError
 from .models import MemberTier, Tier, TierActivity, TierChange, TierEvaluation, TierSettings
 from .rules import local_today
 
@@ -40,6 +41,22 @@ def tier_get(*, program: Program, code: str) -> Tier:
         return tier_list(program=program).get(code=code)
     except Tier.DoesNotExist:
         raise TierNotFoundError(f"No tier '{code}' in this program.") from None
+
+
+def tier_for_assignment(*, program: Program, code: str) -> Tier:
+    """A tier named in a request body: an unknown code is a 400 on the ``tier`` field."""
+    try:
+        return Tier.objects.get(program=program, code=code)
+    except Tier.DoesNotExist:
+        raise UnknownTierError(f"No tier '{code}' in this program.", field="tier") from None
+
+
+def member_for_tiers(*, program: Program, member_id: int | str) -> Member:
+    """A member of ``program`` (404 for other programs' members)."""
+    try:
+        return Member.objects.select_related("program").get(program=program, pk=int(member_id))
+    except (Member.DoesNotExist, ValueError, TypeError):
+        raise MemberNotFoundError(f"No member {member_id} in this program.") from None
 
 
 def tier_settings_get(*, program: Program) -> TierSettings:
