@@ -87,9 +87,9 @@ class CurrencyForm(forms.ModelForm):
                 error.detail,
             )
         if self.instance.pk:
-            if not data.get("allow_negative") and self.instance.allow_negative:
-                if Account.objects.filter(currency=self.instance, available__lt=0).exists():
-                    self.add_error("allow_negative", "Some member accounts are below zero.")
+            switching_off = not data.get("allow_negative") and self.instance.allow_negative
+            if switching_off and Account.objects.filter(currency=self.instance, available__lt=0).exists():
+                self.add_error("allow_negative", "Some member accounts are below zero.")
             if self.instance.is_default and not data.get("is_default"):
                 self.add_error("is_default", "Make another currency the default instead.")
         elif Currency.objects.filter(program=data.get("program"), code=data.get("code")).exists():
@@ -283,7 +283,8 @@ class TransactionAdmin(ReadOnlyAdmin):
             else:
                 self.message_user(
                     request,
-                    f"Adjusted {data['member']} by {data['amount']:+d}; available now {result.account.available}.",
+                    f"Adjusted {data['member']} by {data['amount']:+d}; "
+                    f"available now {result.account.available}.",
                     messages.SUCCESS,
                 )
                 return redirect(reverse("admin:points_transaction_change", args=[result.transaction.pk]))

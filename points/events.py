@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from webhooks import catalog
-from webhooks.services import event_record
+from webhooks.services import EventInput, event_record_many
 
 from .models import Account, Hold, Transaction
 
@@ -125,9 +125,9 @@ def hold_payload(hold: Hold) -> dict[str, Any]:
     }
 
 
-def emit_transaction(type: str, txn: Transaction, account: Account, **extra: Any) -> None:
+def transaction_event(type: str, txn: Transaction, account: Account, **extra: Any) -> EventInput:
     """The event about ``txn`` as seen by ``account``'s member."""
-    event_record(
+    return EventInput(
         program_id=txn.program_id,
         member_id=account.member_id,
         type=type,
@@ -140,3 +140,8 @@ def emit_transaction(type: str, txn: Transaction, account: Account, **extra: Any
             **extra,
         },
     )
+
+
+def emit_transaction(type: str, txn: Transaction, *accounts: Account, **extra: Any) -> None:
+    """Record the event about ``txn`` once per account's member, in one write."""
+    event_record_many(events=[transaction_event(type, txn, account, **extra) for account in accounts])

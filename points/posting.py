@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain
 
 from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
@@ -24,6 +25,7 @@ from members.models import Member
 from membership_site.actors import Actor
 
 from .errors import InsufficientPointsError
+from .events import emit_transaction
 from .expiry import inactivity_expiry, lot_expiry
 from .models import Account, Currency, Entry, Lot, LotMovement, Transaction
 
@@ -157,19 +159,26 @@ def post(posting: Posting) -> None:
 # --- Lots ------------------------------------------------------------------------------
 
 
-def _open_lots(account: Account):
-    """The account's spendable lots with points left, first-to-expire (never-expiring
-    last), fetched a page at a time."""
-    queryset = Lot.objects.filter(account=account, remaining__gt=0, is_pending=False).order_by(
+PAGE = 100
+
+
+def _open_lots_query(account: Account):
+    return Lot.objects.filter(account=account, remaining__gt=0, is_pending=False).order_by(
         F("expires_at").asc(nulls_last=True), "id"
     )
-    offset, page = 0, 100
+
+
+def _open_lots(account: Account):
+    """The account's spendable lots with points left, first-to-expire (never-expiring
+    last), fetched a page at a time, only as far as the caller reads."""
+    queryset = _open_lots_query(account)
+    offset = 0
     while True:
-        lots = list(queryset[offset : offset + page])
+        lots = list(queryset[offset : offset + PAGE])
         yield from lots
-        if len(lots) < page:
+        if len(lots) < PAGE:
             return
-        offset += page
+        offset += PAGE
 
 
 def expire_lots(
@@ -200,8 +209,6 @@ def expire_lots(
     for lot in expiring:
         posting.move(lot, -lot.remaining)
     post(posting)
-    from .events import emit_transaction
-
     emit_transaction("points.expired", txn, account, lots_expired=len(expiring))
     return txn
 
@@ -230,13 +237,15 @@ def debit(
     consumed: list[tuple[Lot, int]] = []
     left = amount
     seen: set[int] = set()
-    for lot in [*prefer_lots, *_open_lots(account)]:
+    for lot in chain(prefer_lots, _open_lots(account)):
         if left <= 0:
             break
-        if lot.pk in seen or lot.remaining <= 0 or lot.is_pending:
+        if lot.pk in seen or lot.is_pending:
             continue
         seen.add(lot.pk)
         lot = posting.changed_lots.get(lot.pk, lot)
+        if lot.remaining <= 0:
+            continue
         take = min(lot.remaining, left)
         posting.move(lot, -take)
         consumed.append((lot, take))
@@ -244,18 +253,24 @@ def debit(
     return consumed
 
 
-def expire_due(account: Account, *, actor: Actor, now: datetime) -> Transaction | None:
+def expire_due(account: Account, *, actor: Actor, now: datetime) -> list[Lot]:
     """Expire the account's due lots (past their expiry, or all of them after the
-    inactivity period) before anything spends from it."""
+    inactivity period) before anything spends from it. Returns the first spendable lots,
+    first-to-expire (one query when nothing is due), to pass to ``debit``."""
     inactive_since = inactivity_expiry(account.currency, account.last_activity_at)
-    lots = Lot.objects.filter(account=account, remaining__gt=0, is_pending=False)
-    if inactive_since is None or inactive_since > now:
-        lots = lots.filter(expires_at__lte=now)
-    due = list(lots)
-    if not due:
-        return None
-    txn = expire_lots(account, due, actor=actor, now=now, description="Expired before use")
-    return txn
+    if inactive_since is not None and inactive_since <= now:
+        expire_lots(
+            account, list(_open_lots_query(account)), actor=actor, now=now, description="Expired (inactivity)"
+        )
+        return []
+    page = list(_open_lots_query(account)[:PAGE])
+    due = [lot for lot in page if lot.expires_at is not None and lot.expires_at <= now]
+    if len(due) == PAGE:  # there may be more beyond this page
+        due = list(_open_lots_query(account).filter(expires_at__lte=now))
+        page = []
+    if due:
+        expire_lots(account, due, actor=actor, now=now, description="Expired before use")
+    return [lot for lot in page if lot.remaining > 0]
 
 
 def credit_new_lot(

@@ -440,7 +440,7 @@ def points_redeem(
         return replay
     now = timezone.now()
     account = ledger.lock_account(member, currency)
-    ledger.expire_due(account, actor=actor, now=now)
+    lots = ledger.expire_due(account, actor=actor, now=now)
     _check_sufficient(account, amount)
     txn = _create_txn(
         replay_args,
@@ -462,7 +462,7 @@ def points_redeem(
     if isinstance(txn, PointsResult):
         return txn
     post = ledger.Posting(txn)
-    ledger.debit(post, account, amount, now=now)
+    ledger.debit(post, account, amount, now=now, prefer_lots=lots)
     post.entry(ledger.system_account_id(currency, SYS.REDEEMED), B.AVAILABLE, amount)
     _touch(account, txn.occurred_at)
     ledger.post(post)
@@ -503,8 +503,9 @@ def points_adjust(
         return replay
     now = timezone.now()
     account = ledger.lock_account(member, currency)
+    lots = []
     if amount < 0 or currency.expiry_policy == P.INACTIVITY:
-        ledger.expire_due(account, actor=actor, now=now)
+        lots = ledger.expire_due(account, actor=actor, now=now)
     if amount < 0:
         _check_sufficient(account, -amount)
     txn = _create_txn(
@@ -530,7 +531,7 @@ def points_adjust(
     if amount > 0:
         ledger.credit_new_lot(post, account, amount, earned_at=now, expires_at=lot_expiry(currency, now))
     else:
-        ledger.debit(post, account, -amount, now=now)
+        ledger.debit(post, account, -amount, now=now, prefer_lots=lots)
     post.entry(ledger.system_account_id(currency, SYS.ADJUSTED), B.AVAILABLE, -amount)
     ledger.post(post)
     emit_transaction("points.adjusted", txn, account, reason=txn.reason)
@@ -582,7 +583,7 @@ def points_transfer(
     now = timezone.now()
     accounts = ledger.lock_accounts([member, to_member], currency)
     source, target = accounts[member.pk], accounts[to_member.pk]
-    ledger.expire_due(source, actor=actor, now=now)
+    lots = ledger.expire_due(source, actor=actor, now=now)
     if currency.expiry_policy == P.INACTIVITY:
         ledger.expire_due(target, actor=actor, now=now)
     _check_sufficient(source, amount)
@@ -606,7 +607,7 @@ def points_transfer(
     if isinstance(txn, PointsResult):
         return txn
     post = ledger.Posting(txn)
-    consumed = ledger.debit(post, source, amount, now=now)
+    consumed = ledger.debit(post, source, amount, now=now, prefer_lots=lots)
     for lot, taken in consumed:
         ledger.credit_new_lot(post, target, taken, earned_at=lot.earned_at, expires_at=lot.expires_at)
     unbacked = amount - sum(taken for _lot, taken in consumed)
@@ -615,8 +616,7 @@ def points_transfer(
     _touch(source, txn.occurred_at)
     _touch(target, txn.occurred_at)
     ledger.post(post)
-    emit_transaction("points.transferred", txn, source)
-    emit_transaction("points.transferred", txn, target)
+    emit_transaction("points.transferred", txn, source, target)
     return PointsResult(txn, source, counterparty_account=target)
 
 
@@ -746,9 +746,8 @@ def points_reverse(
         _take_back_credit(post, counterparty, original, amount, now)
         ledger.credit_restoring(post, primary, amount, from_txn_ids=family, now=now)
     ledger.post(post)
-    emit_transaction("points.reversed", txn, primary, reason=txn.reason)
-    if counterparty is not None:
-        emit_transaction("points.reversed", txn, counterparty, reason=txn.reason)
+    accounts_changed = [primary] if counterparty is None else [primary, counterparty]
+    emit_transaction("points.reversed", txn, *accounts_changed, reason=txn.reason)
     return PointsResult(txn, primary, counterparty_account=counterparty)
 
 
@@ -802,7 +801,7 @@ def hold_create(
     now = timezone.now()
     expires_in = expires_in or timedelta(minutes=settings.POINTS_HOLD_DEFAULT_MINUTES)
     account = ledger.lock_account(member, currency)
-    ledger.expire_due(account, actor=actor, now=now)
+    lots = ledger.expire_due(account, actor=actor, now=now)
     _check_sufficient(account, amount)
     try:
         with transaction.atomic():
@@ -838,7 +837,7 @@ def hold_create(
                 return replay
         raise
     post = ledger.Posting(txn)
-    ledger.debit(post, account, amount, now=now)
+    ledger.debit(post, account, amount, now=now, prefer_lots=lots)
     post.entry(account, B.HELD, amount)
     ledger.post(post)
     emit_transaction("hold.created", txn, account, hold=hold_payload(hold))
