@@ -223,7 +223,11 @@ def test_hold_api_create_capture_twice_is_409(points_api, member):
     assert captured.json()["hold"]["state"] == "captured"
     assert captured.json()["balance"]["available"] == 50
     again = points_api.post(f"/api/v1/holds/{hold['id']}/capture", {}, format="json")
-    assert (again.status_code, again.json()["code"], again.json()["state"]) == (409, "hold_not_active", "captured")
+    assert (again.status_code, again.json()["code"], again.json()["state"]) == (
+        409,
+        "hold_not_active",
+        "captured",
+    )
     assert points_api.get(f"/api/v1/holds/{hold['id']}").json()["captured_amount"] == 50
 
 
@@ -252,7 +256,9 @@ def test_hold_api_capture_more_than_hold_is_400(points_api, member):
     assert (response.status_code, response.json()["code"]) == (400, "capture_exceeds_hold")
 
 
-def test_hold_api_unknown_or_other_program_hold_is_404(points_api, make_api, member, other_program, make_member):
+def test_hold_api_unknown_or_other_program_hold_is_404(
+    points_api, make_api, member, other_program, make_member
+):
     _earn(points_api, member, 100)
     hold = points_api.post(f"/api/v1/members/{member.pk}/holds", {"amount": 10}, format="json").json()["hold"]
     outsider = make_api(["points:read", "points:write"], target_program=other_program)
@@ -272,7 +278,9 @@ def test_balances_api_lists_currencies_with_next_expiry(points_api, member, make
     assert by_code["PTS"]["pending"] == 20 and by_code["PTS"]["next_expiry_on"] is None
     assert by_code["MILES"]["available"] == 100
     assert by_code["MILES"]["next_expiry_amount"] == 100
-    assert by_code["MILES"]["next_expiry_on"] == str((timezone.now().astimezone(member.program.tz) + timedelta(days=10)).date())
+    assert by_code["MILES"]["next_expiry_on"] == str(
+        (timezone.now().astimezone(member.program.tz) + timedelta(days=10)).date()
+    )
     assert by_code["MILES"]["lifetime_earned"] == 100
 
 
@@ -298,7 +306,13 @@ def test_transactions_api_filters_and_paginates(points_api, member):
 def test_expiring_api_groups_by_date_and_validates_within(points_api, member, make_currency):
     make_currency("MILES", expiry_policy="rolling_days", expiry_period=30)
     _earn(points_api, member, 100, currency="MILES")
-    _earn(points_api, member, 50, currency="MILES", occurred_at=(timezone.now() - timedelta(days=20)).isoformat())
+    _earn(
+        points_api,
+        member,
+        50,
+        currency="MILES",
+        occurred_at=(timezone.now() - timedelta(days=20)).isoformat(),
+    )
     url = f"/api/v1/members/{member.pk}/expiring"
     soon = points_api.get(url, {"within": "15d"}).json()
     assert soon["total"] == 50 and len(soon["items"]) == 1
@@ -321,7 +335,9 @@ def test_currency_api_create_update_and_scopes(make_api):
     )
     assert created.status_code == 201, created.content
     assert created.json()["code"] == "STAMPS"
-    assert config.post("/api/v1/currencies", {"code": "STAMPS", "name": "x"}, format="json").status_code == 409
+    assert (
+        config.post("/api/v1/currencies", {"code": "STAMPS", "name": "x"}, format="json").status_code == 409
+    )
     bad_policy = config.post(
         "/api/v1/currencies", {"code": "X", "name": "x", "expiry_policy": "rolling_days"}, format="json"
     )

@@ -137,7 +137,8 @@ def test_points_earn_50_identical_requests_one_idempotency_key_one_transaction(m
 @pytest.mark.django_db(transaction=True)
 def test_points_earn_same_reference_concurrently_creates_one(member):
     results = run_concurrently(
-        lambda _i: services.points_earn(member=member, amount=40, reference="offline-42", actor=SYSTEM), range(20)
+        lambda _i: services.points_earn(member=member, amount=40, reference="offline-42", actor=SYSTEM),
+        range(20),
     )
     outcomes = [r for _i, r in results]
     assert all(isinstance(r, services.PointsResult) for r in outcomes), outcomes[:3]

@@ -115,7 +115,9 @@ def test_points_redeem_below_minimum_is_refused(member, make_currency, earn, red
         redeem(member, 99, currency=currency)
 
 
-def test_points_redeem_expires_due_lots_instead_of_spending_them(member, make_currency, earn, redeem, ledger_ok):
+def test_points_redeem_expires_due_lots_instead_of_spending_them(
+    member, make_currency, earn, redeem, ledger_ok
+):
     currency = make_currency("MILES", expiry_policy="rolling_days", expiry_period=30)
     earn(member, 100, currency=currency, occurred_at=timezone.now() - timedelta(days=40))
     earn(member, 30, currency=currency)
@@ -137,7 +139,11 @@ def test_points_operations_refuse_inactive_currency(member, make_currency, earn)
 
 @pytest.mark.parametrize(
     ("status", "error"),
-    [("suspended", MemberSuspendedError), ("pending", MemberNotActiveError), ("terminated", MemberTerminatedError)],
+    [
+        ("suspended", MemberSuspendedError),
+        ("pending", MemberNotActiveError),
+        ("terminated", MemberTerminatedError),
+    ],
 )
 def test_points_spending_refused_for_members_not_active(make_member, earn, status, error):
     member = make_member(status="pending") if status == "pending" else make_member()
@@ -200,7 +206,10 @@ def test_points_reverse_redemption_restores_lots_with_original_expiry(
     second = earn(member, 100, currency=currency, occurred_at=now - timedelta(days=2))
     redemption = redeem(member, 150, currency=currency)
     services.points_reverse(transaction=redemption.transaction, actor=SYSTEM, amount=60)
-    first_lot, second_lot = Lot.objects.get(source=first.transaction), Lot.objects.get(source=second.transaction)
+    first_lot, second_lot = (
+        Lot.objects.get(source=first.transaction),
+        Lot.objects.get(source=second.transaction),
+    )
     # The redemption took 100 from the first lot and 50 from the second; the latest-
     # expiring points are given back first, each to its own lot (and expiry date).
     assert (first_lot.remaining, second_lot.remaining) == (10, 100)
@@ -255,7 +264,9 @@ def test_points_transfer_moves_points_keeping_expiry(member, make_member, make_c
     currency = make_currency("MILES", expiry_policy="rolling_days", expiry_period=30)
     other = make_member()
     source = earn(member, 100, currency=currency)
-    result = services.points_transfer(member=member, to_member=other, amount=60, currency=currency, actor=SYSTEM)
+    result = services.points_transfer(
+        member=member, to_member=other, amount=60, currency=currency, actor=SYSTEM
+    )
     assert (result.account.available, result.counterparty_account.available) == (40, 60)
     received = Lot.objects.get(account__member=other)
     assert received.expires_at == Lot.objects.get(source=source.transaction).expires_at
