@@ -372,7 +372,7 @@ def test_member_lookup_includes_balances_section(api, member, make_member):
     from django.test.utils import CaptureQueriesContext
 
     from members.selectors import member_profiles
-    from points import services, selectors
+    from points import selectors, services
 
     services.points_earn(member=member, amount=70, actor=SYSTEM)
     profile = api.get("/api/v1/members/lookup", {"email": member.email}).json()

@@ -99,7 +99,9 @@ class LedgerMachine(RuleBasedStateMachine):
             )
         )
 
-    @rule(sender=st.integers(0, MEMBERS - 1), recipient=st.integers(0, MEMBERS - 1), amount=st.integers(1, 300))
+    @rule(
+        sender=st.integers(0, MEMBERS - 1), recipient=st.integers(0, MEMBERS - 1), amount=st.integers(1, 300)
+    )
     def transfer(self, sender, recipient, amount):
         self._do(
             lambda: services.points_transfer(
