@@ -136,7 +136,14 @@ def dispatch_events(*, event_ids: Iterable[int]) -> int:
             for endpoint in matching
         ]
     Delivery.objects.bulk_create(deliveries, ignore_conflicts=True)
-    EventDispatch.objects.bulk_update(dispatches, ["dispatched_at", "deliveries"])
+    # One UPDATE per distinct delivery count (a handful), not one CASE per row.
+    by_count: dict[int, list[int]] = defaultdict(list)
+    for dispatch in dispatches:
+        by_count[dispatch.deliveries].append(dispatch.event_id)
+    for count, event_ids_with_count in by_count.items():
+        EventDispatch.objects.filter(event_id__in=event_ids_with_count).update(
+            dispatched_at=now, deliveries=count
+        )
     new_ids = list(
         Delivery.objects.filter(
             event_id__in=[dispatch.event_id for dispatch in dispatches], state=Delivery.State.PENDING

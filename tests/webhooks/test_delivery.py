@@ -184,7 +184,7 @@ def test_retry_schedule_backs_off_with_jitter_then_fails(program, make_endpoint,
     assert len({r.headers["webhook-id"] for r in receiver.requests}) == 1
     endpoint.refresh_from_db()
     assert endpoint.failing_since == started
-    assert endpoint.is_active  # about 33 hours of failures: not yet 5 days
+    assert endpoint.is_active  # about 28 hours of failures: not yet 5 days
 
 
 def test_retry_delay_bounds():
