@@ -184,9 +184,7 @@ class JobKindResource(resources.Resource):
             failed += outcome.outcome == "failed"
         if failed and form_data.get("mode") == Job.Mode.ALL_OR_NOTHING:
             result.append_base_error(
-                Error(
-                    f"{failed} row(s) fail: all or nothing: nothing would change. Fix the file first."
-                )
+                Error(f"{failed} row(s) fail: all or nothing: nothing would change. Fix the file first.")
             )
         return result
 

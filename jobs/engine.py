@@ -23,7 +23,7 @@ import io
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from itertools import islice
 from typing import Any
@@ -64,12 +64,14 @@ def job_actor(job: Job) -> Actor:
     )
 
 
-def run(job_id: int) -> None:
+def run(job_id: int, *, on_progress: Callable[[int], None] | None = None) -> None:
     """Run (or resume) a job until it is finished or cancelled. Safe to call again for
-    the same job at any time: a finished job is left alone."""
+    the same job at any time: a finished job is left alone. ``on_progress(rows)`` is
+    called after each committed chunk (commands show a progress bar with it)."""
     job = _claim(job_id)
     if job is None:
         return
+    job.on_progress = on_progress or (lambda rows: None)
     try:
         with acting_as(job_actor(job)):
             if job.operation == Job.Operation.IMPORT:
@@ -262,6 +264,7 @@ def _run_chunks(job: Job, kind: ImportKind, phase: str, ctx: ChunkContext, dupli
                 heartbeat_at=timezone.now(),
                 **{field: F(field) + value for field, value in counts.items()},
             )
+        job.on_progress(len(batch))
     return True
 
 
@@ -292,6 +295,7 @@ def _apply_all(job: Job, kind: ImportKind, duplicates: set[int]) -> None:
                 JobChunk.objects.filter(pk=chunk.pk).update(report=_report(results), **counts)
                 totals.update(counts)
                 processed += len(batch)
+                job.on_progress(len(batch))
             if failures:
                 raise _Rollback
             Job.objects.filter(pk=job.pk).update(
@@ -361,6 +365,7 @@ def _run_export(job: Job) -> None:
             if written % job.chunk_size == 0:
                 out.flush()
                 Job.objects.filter(pk=job.pk).update(processed_rows=written, heartbeat_at=timezone.now())
+                job.on_progress(job.chunk_size)
                 if _cancel_requested(job.pk):
                     break
         else:

@@ -197,9 +197,9 @@ def export_job_create(*, program_id: int, kind: str, params: dict[str, Any], act
 
 
 def _dispatch(job_id: int) -> None:
-    from .tasks import job_run
+    from .tasks import QUEUE, job_run
 
-    job_run.delay(job_id)
+    job_run.apply_async(args=[job_id], queue=QUEUE)
 
 
 @transaction.atomic
@@ -216,7 +216,8 @@ def job_cancel(*, job: Job, actor: Actor) -> Job:
         # Nothing runs yet: the worker that picks the message up will see it is final.
         from .engine import finish
 
-        transaction.on_commit(lambda: finish(job, status=Job.Status.CANCELLED))
+        finish(job, status=Job.Status.CANCELLED)
+        job.refresh_from_db()
     return job
 
 

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
@@ -222,20 +222,20 @@ def _bulk(program: Program, rows: list[MemberInput], match: str, action: str, ac
     }
     events: list[EventInput] = []
 
-    new_members = [
-        Member(
-            program=program,
-            status=row.input.status,
-            status_changed_at=now,
-            joined_at=row.input.joined_at or now,
-            **row.fields,
-        )
-        for row in creating
-    ]
-    if new_members:
-        bulk_create_with_history(new_members, Member, **history)
-        if any(member.pk is None for member in new_members):
-            raise _Fallback  # a database that does not return ids on bulk insert
+    new_members = _insert_members(
+        program,
+        [
+            {
+                **row.fields,
+                "status": row.input.status,
+                "status_changed_at": now,
+                "joined_at": row.input.joined_at or now,
+            }
+            for row in creating
+        ],
+        actor=actor,
+        now=now,
+    )
     links: list[MemberLabel] = []
     cards: list[Card] = []
     for row, member in zip(creating, new_members, strict=True):
@@ -297,6 +297,101 @@ def _bulk(program: Program, rows: list[MemberInput], match: str, action: str, ac
     if new_members:
         hooks.members_created.run(members=new_members, actor=actor)
     return [row.result for row in work]
+
+
+def _insert_members(
+    program: Program, rows: list[dict[str, Any]], *, actor: Actor, now: datetime
+) -> list[Member]:
+    """Insert new members and their "created" history rows. On PostgreSQL with COPY
+    (ids taken from the table's sequence first), which is several times faster than
+    ``bulk_create`` for thousands of rows; elsewhere with ``bulk_create_with_history``."""
+    if not rows:
+        return []
+    base = {"program_id": program.pk, "created_at": now, "updated_at": now}
+    if connection.vendor != "postgresql":
+        members = [Member(**base, **row) for row in rows]
+        bulk_create_with_history(
+            members,
+            Member,
+            default_user=_history_user(actor),
+            custom_historical_attrs={"history_integration_id": actor.integration_id},
+        )
+        for member in members:
+            member.program = program
+        return members
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [Member._meta.db_table, len(rows)],
+        )
+        ids = [pk for (pk,) in cursor.fetchall()]
+    fields = Member._meta.concrete_fields
+    attnames = [field.attname for field in fields]
+    values = [_with_defaults(fields, {**base, **row, "id": pk}) for pk, row in zip(ids, rows, strict=True)]
+    _copy(Member, fields, (_prepared(fields, row) for row in values))
+    history_model = Member.history.model
+    history_fields = [field for field in history_model._meta.concrete_fields if field.attname != "history_id"]
+    extra = {
+        "history_date": now,
+        "history_change_reason": None,
+        "history_type": "+",
+        "history_user_id": actor.user_id,
+        "history_integration_id": actor.integration_id,
+    }
+    _copy(
+        history_model,
+        history_fields,
+        (
+            _prepared(
+                history_fields,
+                _with_defaults(history_fields, {**extra, **dict(zip(attnames, row, strict=True))}),
+            )
+            for row in values
+        ),
+    )
+    members = []
+    for row in values:
+        member = Member.from_db(connection.alias, attnames, row)
+        member.program = program
+        members.append(member)
+    return members
+
+
+_PLAIN_FIELDS = (
+    models.CharField,
+    models.TextField,
+    models.IntegerField,
+    models.BooleanField,
+    models.DateField,
+    models.ForeignKey,
+)
+
+
+def _with_defaults(fields, values: dict[str, Any]) -> tuple:
+    """A row's values in ``fields`` order; missing ones get the field's default."""
+    return tuple(
+        values[model_field.attname] if model_field.attname in values else model_field.get_default()
+        for model_field in fields
+    )
+
+
+def _prepared(fields, row: tuple) -> tuple:
+    """Values as COPY takes them: plain ones as they are, the others (JSON) prepared by
+    their field, as Django would."""
+    return tuple(
+        value if isinstance(model_field, _PLAIN_FIELDS) else model_field.get_db_prep_save(value, connection)
+        for model_field, value in zip(fields, row, strict=True)
+    )
+
+
+def _copy(model, fields, rows: Iterable[tuple]) -> None:
+    columns = ", ".join(connection.ops.quote_name(model_field.column) for model_field in fields)
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(f"COPY {model._meta.db_table} ({columns}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
 
 
 def _check_unique(program: Program, rows: list[_Row]) -> None:

@@ -20,7 +20,9 @@ def _job_storage(settings, tmp_path):
     settings.JOBS_CHUNK_SIZE = 3  # several chunks from a handful of rows
 
 
-def csv_bytes(rows: list[dict], *, delimiter: str = ",", bom: bool = False, header: list[str] | None = None) -> bytes:
+def csv_bytes(
+    rows: list[dict], *, delimiter: str = ",", bom: bool = False, header: list[str] | None = None
+) -> bytes:
     out = io.StringIO()
     columns = header or list(dict.fromkeys(key for row in rows for key in row))
     writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
