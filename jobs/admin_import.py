@@ -46,6 +46,9 @@ _IMPORT_TYPES = {
 class CsvOrJsonFormat(Format):
     """The upload as the jobs reader sees it; the raw bytes ride along for the job."""
 
+    def __init__(self, encoding=None):
+        self.encoding = encoding  # the reader decodes (UTF-8, with or without BOM) itself
+
     def get_title(self):
         return "CSV or JSON (UTF-8; ',' or ';')"
 
@@ -147,7 +150,7 @@ class JobKindResource(resources.Resource):
             params = services.validate_import_params(kind, self.kind_params(form_data))
             services.check_columns(kind, dataset.headers or [], params)
         except (ValidationError, DomainError) as error:
-            result.append_base_error(Error(_readable(error)))
+            result.append_base_error(Error(ImportRejected(_readable(error))))
             return result
         reader = files.RowReader(
             io.BytesIO(dataset.job_source), files.detect_format(dataset.job_source[:4096])
@@ -184,9 +187,17 @@ class JobKindResource(resources.Resource):
             failed += outcome.outcome == "failed"
         if failed and form_data.get("mode") == Job.Mode.ALL_OR_NOTHING:
             result.append_base_error(
-                Error(f"{failed} row(s) fail: all or nothing: nothing would change. Fix the file first.")
+                Error(
+                    ImportRejected(
+                        f"{failed} row(s) fail: all or nothing: nothing would change. Fix the file first."
+                    )
+                )
             )
         return result
+
+
+class ImportRejected(Exception):
+    """Why the preview refuses a file (shown to the user, without a traceback)."""
 
 
 def _readable(error: Exception) -> str:
