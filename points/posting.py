@@ -77,6 +77,17 @@ def lock_account(member: Member, currency: Currency) -> Account:
     return account
 
 
+def lock_default_account(member: Member) -> Account | None:
+    """The member's account in the program's default currency (with the currency and its
+    program), locked; None before its first use."""
+    return (
+        Account.objects.select_for_update(of=("self",))
+        .select_related("currency__program")
+        .filter(member=member, currency__is_default=True)
+        .first()
+    )
+
+
 def lock_accounts(members: Iterable[Member], currency: Currency) -> dict[int, Account]:
     """Several members' accounts, locked in id order (the order every writer uses, so two
     transfers in opposite directions wait for each other instead of deadlocking)."""

@@ -95,6 +95,27 @@ def _active_currency(member: Member, currency: Currency | None) -> Currency:
     return currency
 
 
+def _requested_currency(member: Member, currency: Currency | None, reference: str) -> Currency | None:
+    """The currency to use, or None for the program's default when it can be found while
+    locking the account (one query instead of two on the hot path)."""
+    if currency is None and reference:
+        return default_currency(program_id=member.program_id)
+    return currency
+
+
+def _lock_for(member: Member, currency: Currency | None) -> tuple[Currency, Account]:
+    """(currency, the member's account in it, locked); an inactive currency is refused."""
+    account = None
+    if currency is None:
+        account = ledger.lock_default_account(member)
+        currency = account.currency if account is not None else default_currency(program_id=member.program_id)
+    if account is None:
+        account = ledger.lock_account(member, currency)
+    if not currency.is_active:
+        raise CurrencyInactiveError(f"The currency {currency.code} is not active.", currency=currency.code)
+    return currency, account
+
+
 def _check_minimum(currency: Currency, amount: int) -> None:
     if amount < currency.minimum_redemption:
         raise BelowMinimumRedemptionError(
@@ -353,7 +374,7 @@ def points_earn(
     ``occurred_at``). With ``pending_until`` in the future they are pending until then:
     visible, not spendable."""
     _check_amount(amount)
-    currency = _active_currency(member, currency)
+    currency = _requested_currency(member, currency, reference)
     check_member(member, spending=False)
     replay_args = {
         "program_id": member.program_id,
@@ -367,7 +388,7 @@ def points_earn(
     if replay:
         return replay
     now = timezone.now()
-    account = ledger.lock_account(member, currency)
+    currency, account = _lock_for(member, currency)
     if currency.expiry_policy == P.INACTIVITY:
         ledger.expire_due(account, actor=actor, now=now)
     pending = pending_until is not None and pending_until > now
@@ -424,9 +445,8 @@ def points_redeem(
 ) -> PointsResult:
     """Spend available points, consuming lots first-to-expire."""
     _check_amount(amount)
-    currency = _active_currency(member, currency)
+    currency = _requested_currency(member, currency, reference)
     check_member(member, spending=True)
-    _check_minimum(currency, amount)
     replay_args = {
         "program_id": member.program_id,
         "kind": K.REDEEM,
@@ -439,7 +459,8 @@ def points_redeem(
     if replay:
         return replay
     now = timezone.now()
-    account = ledger.lock_account(member, currency)
+    currency, account = _lock_for(member, currency)
+    _check_minimum(currency, amount)
     lots = ledger.expire_due(account, actor=actor, now=now)
     _check_sufficient(account, amount)
     txn = _create_txn(
@@ -488,7 +509,7 @@ def points_adjust(
     _check_amount(amount, signed=True)
     if not (reason or "").strip():
         raise InvalidInputError("An adjustment needs a reason.", field="reason")
-    currency = _active_currency(member, currency)
+    currency = _requested_currency(member, currency, reference)
     check_member(member, spending=False)
     replay_args = {
         "program_id": member.program_id,
@@ -502,7 +523,7 @@ def points_adjust(
     if replay:
         return replay
     now = timezone.now()
-    account = ledger.lock_account(member, currency)
+    currency, account = _lock_for(member, currency)
     lots = []
     if amount < 0 or currency.expiry_policy == P.INACTIVITY:
         lots = ledger.expire_due(account, actor=actor, now=now)
@@ -779,9 +800,8 @@ def hold_create(
     """Reserve available points (e.g. during a web checkout) until captured, released or
     expired (``POINTS_HOLD_DEFAULT_MINUTES`` by default)."""
     _check_amount(amount)
-    currency = _active_currency(member, currency)
+    currency = _requested_currency(member, currency, reference)
     check_member(member, spending=True)
-    _check_minimum(currency, amount)
     replay_args = {
         "program_id": member.program_id,
         "kind": K.HOLD,
@@ -800,7 +820,8 @@ def hold_create(
         return replay
     now = timezone.now()
     expires_in = expires_in or timedelta(minutes=settings.POINTS_HOLD_DEFAULT_MINUTES)
-    account = ledger.lock_account(member, currency)
+    currency, account = _lock_for(member, currency)
+    _check_minimum(currency, amount)
     lots = ledger.expire_due(account, actor=actor, now=now)
     _check_sufficient(account, amount)
     try:

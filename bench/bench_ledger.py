@@ -1,0 +1,377 @@
+"""Benchmark: earn and redeem through the HTTP API under gunicorn, against pgbench.
+
+One run, on the PostgreSQL server of DATABASE_URL:
+1. pgbench's TPC-B-like transaction rate (its own database, initialised here) with the same
+   number of clients: the baseline of what this machine's database does;
+2. the app under gunicorn on its own database (created and migrated here) with
+   BENCH_MEMBERS members, driven by BENCH_CLIENTS concurrent HTTP clients (processes with
+   keep-alive connections) for BENCH_SECONDS per scenario: earn and redeem spread over all
+   members, then earn and redeem all on one member (lock contention on one account);
+3. ``points_verify_ledger`` on the result (the load must leave the ledger consistent).
+
+Prints throughput, p50/p95/p99 latency, the ratio earn-per-second / pgbench-tps (goal >=
+0.20 with p99 < 50 ms) and writes bench/results/ledger.json. Events are queued to Redis
+(CELERY_BROKER_URL) as in production, under a throwaway key prefix removed afterwards;
+no worker consumes them during the run.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import random
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+import psycopg
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+BIN = Path(PYTHON).parent
+
+MEMBERS = int(os.environ.get("BENCH_MEMBERS", "1000"))
+CLIENTS = int(os.environ.get("BENCH_CLIENTS", "16"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "15"))
+WARMUP_SECONDS = 2.0
+WORKERS = int(os.environ.get("BENCH_GUNICORN_WORKERS", str((os.cpu_count() or 2) * 2 + 1)))
+PGBENCH_SCALE = int(os.environ.get("BENCH_PGBENCH_SCALE", "10"))
+GOAL_RATIO = 0.20
+GOAL_P99_MS = 50.0
+CLIENT_PROCESSES = min(CLIENTS, int(os.environ.get("BENCH_CLIENT_PROCESSES", "4")))
+
+
+def _db_urls() -> tuple[str, str, str]:
+    base = urlparse(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/loyalty"))
+    return (
+        base._replace(path="/postgres").geturl(),
+        base._replace(path="/loyalty_bench").geturl(),
+        base._replace(path="/loyalty_pgbench").geturl(),
+    )
+
+
+def _recreate(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def _drop(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _pg_args(url: str) -> list[str]:
+    parsed = urlparse(url)
+    args = [
+        "-h",
+        parsed.hostname or "127.0.0.1",
+        "-p",
+        str(parsed.port or 5432),
+        "-U",
+        parsed.username or "postgres",
+    ]
+    return [*args, parsed.path.lstrip("/")]
+
+
+def run_pgbench(url: str) -> dict:
+    env = {**os.environ}
+    if urlparse(url).password:
+        env["PGPASSWORD"] = urlparse(url).password
+    subprocess.run(
+        ["pgbench", "-i", "-q", "-s", str(PGBENCH_SCALE), *_pg_args(url)],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    result = subprocess.run(
+        ["pgbench", "-c", str(CLIENTS), "-j", "2", "-T", str(int(SECONDS)), *_pg_args(url)],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    tps = float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", result.stdout).group(1))
+    latency = re.search(r"latency average = ([\d.]+) ms", result.stdout)
+    return {"tps": tps, "clients": CLIENTS, "scale": PGBENCH_SCALE, "latency_avg_ms": float(latency.group(1))}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _app_env(db_url: str, key_prefix: str) -> dict[str, str]:
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    return {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "SECRET_KEY": "bench-only-secret-key-not-for-production",
+        "DEBUG": "false",
+        "SECURE_SSL_REDIRECT": "false",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "LOG_LEVEL": "WARNING",
+        "API_THROTTLE_RATE": "100000000/min",
+        "DATABASE_CONN_MAX_AGE": "600",
+        "CELERY_BROKER_URL": redis_url,
+        "CELERY_REDIS_KEY_PREFIX": key_prefix,
+    }
+
+
+# --- Load generation -----------------------------------------------------------------------
+
+
+def _client_process(base_url, key, paths, threads, start_at, stop_at, queue):
+    """One load process: ``threads`` keep-alive clients posting until ``stop_at``.
+    Latencies recorded from ``start_at`` on (the rest is warm-up)."""
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def loop(seed):
+        rng = random.Random(seed)
+        local, local_errors = [], {}
+        with httpx.Client(base_url=base_url, headers={"X-API-Key": key}, timeout=30) as client:
+            while True:
+                now = time.time()
+                if now >= stop_at:
+                    break
+                path, body = rng.choice(paths)
+                started = time.perf_counter()
+                response = client.post(path, json=body)
+                elapsed = time.perf_counter() - started
+                if now >= start_at:
+                    if response.status_code == 201:
+                        local.append(elapsed)
+                    else:
+                        local_errors[str(response.status_code)] = (
+                            local_errors.get(str(response.status_code), 0) + 1
+                        )
+        with lock:
+            latencies.extend(local)
+            for code, count in local_errors.items():
+                errors[code] = errors.get(code, 0) + count
+
+    workers = [threading.Thread(target=loop, args=(seed,)) for seed in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    queue.put((latencies, errors))
+
+
+def drive(base_url: str, key: str, paths: list[tuple[str, dict]]) -> dict:
+    start_at = time.time() + WARMUP_SECONDS
+    stop_at = start_at + SECONDS
+    queue: multiprocessing.Queue = multiprocessing.Queue()
+    per_process = [
+        CLIENTS // CLIENT_PROCESSES + (1 if i < CLIENTS % CLIENT_PROCESSES else 0)
+        for i in range(CLIENT_PROCESSES)
+    ]
+    processes = [
+        multiprocessing.Process(
+            target=_client_process, args=(base_url, key, paths, n, start_at, stop_at, queue)
+        )
+        for n in per_process
+    ]
+    for process in processes:
+        process.start()
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    for _ in processes:
+        part, part_errors = queue.get(timeout=SECONDS + 120)
+        latencies.extend(part)
+        for code, count in part_errors.items():
+            errors[code] = errors.get(code, 0) + count
+    for process in processes:
+        process.join()
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return (
+            round(latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000, 2)
+            if latencies
+            else 0.0
+        )
+
+    return {
+        "requests": len(latencies),
+        "per_second": round(len(latencies) / SECONDS, 1),
+        "p50_ms": pct(50),
+        "p95_ms": pct(95),
+        "p99_ms": pct(99),
+        "mean_ms": round(statistics.fmean(latencies) * 1000, 2) if latencies else 0.0,
+        "errors": errors,
+    }
+
+
+# --- The run -------------------------------------------------------------------------------
+
+
+def main() -> int:
+    admin_url, app_url, pgbench_url = _db_urls()
+    key_prefix = f"bench-ledger-{uuid.uuid4().hex[:8]}-"
+    results: dict = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()},
+        "settings": {
+            "members": MEMBERS,
+            "clients": CLIENTS,
+            "seconds": SECONDS,
+            "gunicorn_workers": WORKERS,
+            "client_processes": CLIENT_PROCESSES,
+        },
+    }
+    print(f"pgbench: TPC-B-like, scale {PGBENCH_SCALE}, {CLIENTS} clients, {SECONDS:.0f} s ...", flush=True)
+    _recreate(admin_url, "loyalty_pgbench")
+    try:
+        results["pgbench"] = run_pgbench(pgbench_url)
+    finally:
+        _drop(admin_url, "loyalty_pgbench")
+    print(f"  {results['pgbench']['tps']:.0f} tps", flush=True)
+
+    _recreate(admin_url, "loyalty_bench")
+    env = _app_env(app_url, key_prefix)
+    server = None
+    exit_code = 0
+    try:
+        print("Migrating the bench database ...", flush=True)
+        subprocess.run(
+            [PYTHON, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True, capture_output=True
+        )
+        print(f"Loading {MEMBERS} members with an opening balance ...", flush=True)
+        setup = subprocess.run(
+            [PYTHON, str(ROOT / "bench" / "_ledger_setup.py"), str(MEMBERS)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if setup.returncode != 0:
+            raise RuntimeError(f"Loading the bench data failed:\n{setup.stderr[-5000:]}")
+        data = json.loads(setup.stdout.strip().splitlines()[-1])
+        results["queries"] = {"earn": data["queries_per_earn"], "redeem": data["queries_per_redeem"]}
+        port = _free_port()
+        base_url = f"http://127.0.0.1:{port}"
+        server = subprocess.Popen(
+            [
+                str(BIN / "gunicorn"),
+                "membership_site.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(WORKERS),
+                "--worker-class",
+                "sync",
+                "--backlog",
+                "2048",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
+        )
+        deadline = time.time() + 60
+        while True:
+            try:
+                if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.time() > deadline or server.poll() is not None:
+                raise RuntimeError("gunicorn did not start")
+            time.sleep(0.3)
+
+        members = data["member_ids"]
+        hot = members[0]
+        scenarios = {
+            "earn": [(f"/api/v1/members/{m}/points/earn", {"amount": 10}) for m in members],
+            "redeem": [(f"/api/v1/members/{m}/points/redeem", {"amount": 5}) for m in members],
+            "earn_hot_member": [(f"/api/v1/members/{hot}/points/earn", {"amount": 10})],
+            "redeem_hot_member": [(f"/api/v1/members/{hot}/points/redeem", {"amount": 5})],
+        }
+        results["scenarios"] = {}
+        for name, paths in scenarios.items():
+            print(f"{name}: {CLIENTS} clients, {SECONDS:.0f} s ...", flush=True)
+            results["scenarios"][name] = outcome = drive(base_url, data["api_key"], paths)
+            print(
+                f"  {outcome['per_second']:.0f}/s  p50 {outcome['p50_ms']} ms  p95 {outcome['p95_ms']} ms  "
+                f"p99 {outcome['p99_ms']} ms  errors {outcome['errors'] or 'none'}",
+                flush=True,
+            )
+            if outcome["errors"]:
+                exit_code = 1
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+        server = None
+
+        verify = subprocess.run(
+            [PYTHON, "manage.py", "points_verify_ledger", "--no-progress"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        results["ledger_consistent"] = verify.returncode == 0
+        if verify.returncode != 0:
+            print(verify.stdout[-3000:], verify.stderr[-3000:])
+            exit_code = 1
+    finally:
+        if server is not None:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+        client = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+        for key in client.scan_iter(match=f"{key_prefix}*"):
+            client.delete(key)
+        if not os.environ.get("BENCH_KEEP_DB"):
+            _drop(admin_url, "loyalty_bench")
+
+    results["machine"]["load_average_at_end"] = os.getloadavg()
+    earn = results["scenarios"]["earn"]
+    ratio = earn["per_second"] / results["pgbench"]["tps"]
+    results["ratio_earn_per_pgbench_tps"] = round(ratio, 3)
+    results["goal"] = {
+        "ratio": GOAL_RATIO,
+        "p99_ms": GOAL_P99_MS,
+        "met": ratio >= GOAL_RATIO and earn["p99_ms"] < GOAL_P99_MS,
+    }
+    print()
+    print(f"{'scenario':<20}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
+    for name, outcome in results["scenarios"].items():
+        print(
+            f"{name:<20}{outcome['per_second']:>9.0f}{outcome['p50_ms']:>9}{outcome['p95_ms']:>9}{outcome['p99_ms']:>9}"
+        )
+    print(f"{'pgbench (TPC-B)':<20}{results['pgbench']['tps']:>9.0f}")
+    print(
+        f"Baseline pgbench {results['pgbench']['tps']:.0f} tps; earn {earn['per_second']:.0f}/s; "
+        f"ratio {ratio:.3f} (goal >= {GOAL_RATIO}, p99 {earn['p99_ms']} ms, goal < {GOAL_P99_MS} ms): "
+        f"{'met' if results['goal']['met'] else 'NOT met'}"
+    )
+    print(f"Queries per request: earn {results['queries']['earn']}, redeem {results['queries']['redeem']}")
+    print(f"Ledger after the run: {'consistent' if results.get('ledger_consistent') else 'DIFFERENCES'}")
+    load = results["machine"]
+    print(
+        f"Load average (1 min) at start {load['load_average_at_start'][0]:.1f}, at end {load['load_average_at_end'][0]:.1f}"
+    )
+    out_dir = ROOT / "bench" / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "ledger.json").write_text(json.dumps(results, indent=2))
+    print(f"Wrote {out_dir / 'ledger.json'}")
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
