@@ -364,7 +364,8 @@ def main() -> int:
     print(f"Ledger after the run: {'consistent' if results.get('ledger_consistent') else 'DIFFERENCES'}")
     load = results["machine"]
     print(
-        f"Load average (1 min) at start {load['load_average_at_start'][0]:.1f}, at end {load['load_average_at_end'][0]:.1f}"
+        f"Load average (1 min) at start {load['load_average_at_start'][0]:.1f}, "
+        f"at end {load['load_average_at_end'][0]:.1f}"
     )
     out_dir = ROOT / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
