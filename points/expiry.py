@@ -75,9 +75,10 @@ def inactivity_expiry(currency: Currency, last_activity_at: datetime | None) -> 
 
 
 def inactivity_cutoff(currency: Currency, at: datetime) -> datetime:
-    """Accounts whose last activity is before this may have expired by ``at`` (a safe
-    lower bound for a query; the exact day is checked with ``inactivity_expiry``)."""
-    return at - timedelta(days=31 * currency.expiry_period - 2)
+    """Accounts whose last activity is after this cannot have expired by ``at`` (a safe
+    bound for a query: N months are at least 28 * N days; the exact day is then checked
+    with ``inactivity_expiry``)."""
+    return at - timedelta(days=max(28 * currency.expiry_period - 2, 0))
 
 
 def parse_duration(text: str, *, field: str = "within") -> timedelta:

@@ -185,3 +185,12 @@ def test_default_currency_migration_covers_existing_programs(db):
     currency = Currency.objects.get(program=program)
     assert (currency.code, currency.is_default) == ("PTS", True)
     assert Account.objects.filter(currency=currency, member__isnull=True).count() == 4
+
+
+def test_points_expire_inactivity_finds_accounts_after_short_months(member, make_currency, earn):
+    currency = make_currency("SHORT", expiry_policy="inactivity", expiry_period=2)
+    earn(member, 10, currency=currency, occurred_at=datetime(2026, 1, 1, 11, tzinfo=UTC))
+    account = Account.objects.get(member=member, currency=currency)
+    # Two months after 1 Jan end with 1 Mar (59 days) in Paris: due on 2 Mar, not before.
+    assert upkeep.expiry_due_accounts(at=datetime(2026, 3, 1, 22, 59, tzinfo=UTC)) == []
+    assert upkeep.expiry_due_accounts(at=datetime(2026, 3, 1, 23, 0, tzinfo=UTC)) == [account.pk]
