@@ -26,14 +26,15 @@ activity or on the default tier.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from django.db.models import Case, F, Q, QuerySet, Sum, Value, When
-from django.db.models.functions import ExtractDay, ExtractMonth, ExtractYear
+from django.db import connection
+from django.db.models import BigIntegerField, Case, DecimalField, F, Q, QuerySet, Sum, Value, When
+from django.db.models.functions import Cast, Coalesce, ExtractDay, ExtractMonth, ExtractYear
 from django.db.models.lookups import GreaterThanOrEqual, LessThan, LessThanOrEqual
 from django.utils import timezone
 
@@ -384,6 +385,86 @@ def _earliest_day(windows: list[WindowKey], on: date) -> date | None:
     return min(starts) if starts else None
 
 
+@dataclass(frozen=True)
+class MetricLayout:
+    """Where each window's sums sit in a raw metric row: current spend, points, visits and,
+    for yearly windows, the previous year's three after them."""
+
+    windows: tuple[WindowKey, ...]
+    offsets: dict[WindowKey, tuple[int, ...]]
+    width: int
+
+    @classmethod
+    def of(cls, windows: Iterable[WindowKey]) -> MetricLayout:
+        offsets, position = {}, 0
+        for key in windows:
+            sets = 2 if key.has_periods else 1
+            offsets[key] = tuple(position + 3 * index for index in range(sets))
+            position += 3 * sets
+        return cls(tuple(offsets), offsets, position)
+
+    def zero_row(self) -> tuple:
+        return tuple(ZERO if index % 3 == 0 else 0 for index in range(self.width))
+
+    def window_metrics(self, row: tuple) -> dict[WindowKey, WindowMetrics]:
+        result = {}
+        for key, offsets in self.offsets.items():
+            sets = [Metrics(*row[offset : offset + 3]) for offset in offsets]
+            result[key] = WindowMetrics(sets[0], sets[1] if len(sets) > 1 else None)
+        return result
+
+
+def metric_rows(
+    activity: QuerySet[TierActivity],
+    layout: MetricLayout,
+    *,
+    on: date,
+    live: bool,
+    tz: ZoneInfo,
+    adjustments_qualify: bool,
+) -> dict[int, tuple]:
+    """Sum ``activity`` (already narrowed to some members) per member and window in one
+    grouped query: member id -> raw row in ``layout`` order (no NULLs). Members without
+    activity are absent (their row is ``layout.zero_row()``).
+
+    ``live`` counts everything recorded so far; otherwise activity before ``on``.
+    """
+    if not layout.windows:
+        return {}
+    queryset = activity
+    if not live:
+        queryset = queryset.filter(occurred_on__lt=on)
+    earliest = _earliest_day(list(layout.windows), on)
+    if earliest is not None:
+        queryset = queryset.filter(occurred_on__gte=earliest)
+    if not adjustments_qualify:
+        queryset = queryset.exclude(source=TierActivity.Source.ADJUSTMENT)
+    aggregates = {}
+    for index, key in enumerate(layout.windows):
+        current, previous = _window_filters(key, on, tz)
+        for prefix, condition in (("c", current), ("p", previous)):
+            if prefix == "p" and not key.has_periods:
+                continue
+            for name in _FIELDS:
+                total = Sum(name, filter=condition) if condition is not None else Sum(name)
+                if name == "spend":
+                    total = Coalesce(total, Value(ZERO, output_field=DecimalField()))
+                else:  # PostgreSQL sums bigints as numeric: back to integers
+                    total = Coalesce(Cast(total, BigIntegerField()), Value(0))
+                aggregates[f"w{index}{prefix}_{name}"] = total
+    grouped = (
+        queryset.order_by().values("member_id").annotate(**aggregates).values_list("member_id", *aggregates)
+    )
+    if connection.vendor == "postgresql":
+        # psycopg already returns Decimals and ints: skip Django's per-value converters,
+        # which cost more than the query on a million members.
+        sql, params = grouped.query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return {row[0]: row[1:] for row in cursor.fetchall()}
+    return {row[0]: row[1:] for row in grouped}
+
+
 def window_metrics(
     activity: QuerySet[TierActivity],
     windows: list[WindowKey],
@@ -393,55 +474,54 @@ def window_metrics(
     tz: ZoneInfo,
     adjustments_qualify: bool,
 ) -> dict[int, dict[WindowKey, WindowMetrics]]:
-    """Sum ``activity`` (already narrowed to some members) per member and window, in one
-    grouped query. Members without activity are absent (their metrics are all zero).
+    """``metric_rows`` as ``WindowMetrics`` per member and window."""
+    layout = MetricLayout.of(windows)
+    rows = metric_rows(activity, layout, on=on, live=live, tz=tz, adjustments_qualify=adjustments_qualify)
+    return {member_id: layout.window_metrics(row) for member_id, row in rows.items()}
 
-    ``live`` counts everything recorded so far; otherwise activity before ``on``.
+
+# --- A quick screen for the evaluation --------------------------------------------------
+
+
+def _threshold_check(thresholds: Thresholds, offsets: tuple[int, ...]) -> Callable[[tuple], bool]:
+    """``thresholds.met_by`` on any of the metric sets at ``offsets`` of a raw row."""
+    used = [
+        (index, value)
+        for index, value in enumerate((thresholds.spend, thresholds.points, thresholds.visits))
+        if value is not None
+    ]
+    if not used:
+        return lambda row: True
+    per_set = [tuple((offset + index, value) for index, value in used) for offset in offsets]
+    if thresholds.mode == Tier.Mode.ALL:
+        return lambda row: any(all(row[column] >= value for column, value in checks) for checks in per_set)
+    flat = [check for checks in per_set for check in checks]
+    return lambda row: any(row[column] >= value for column, value in flat)
+
+
+class Screen:
+    """Whether ``decide`` could return anything for a member, tested on the raw row.
+
+    ``decide`` returns None unless a tier above qualifies, the current tier's retention is
+    not met, or the member is in grace; the evaluation runs it only for members passing
+    this screen (a few per night), which keeps the pass over a million members cheap.
     """
-    if not windows:
-        return {}
-    queryset = activity
-    if not live:
-        queryset = queryset.filter(occurred_on__lt=on)
-    earliest = _earliest_day(windows, on)
-    if earliest is not None:
-        queryset = queryset.filter(occurred_on__gte=earliest)
-    if not adjustments_qualify:
-        queryset = queryset.exclude(source=TierActivity.Source.ADJUSTMENT)
-    aggregates = {}
-    for index, key in enumerate(windows):
-        current, previous = _window_filters(key, on, tz)
-        # Column order is what the parsing below expects: current spend, points, visits,
-        # then (yearly windows) previous spend, points, visits.
-        for name in _FIELDS:
-            aggregates[f"w{index}c_{name}"] = Sum(name, filter=current) if current is not None else Sum(name)
-        if previous is not None:
-            for name in _FIELDS:
-                aggregates[f"w{index}p_{name}"] = Sum(name, filter=previous)
-    rows = (
-        queryset.order_by().values("member_id").annotate(**aggregates).values_list("member_id", *aggregates)
-    )
-    result: dict[int, dict[WindowKey, WindowMetrics]] = {}
-    for row in rows:
-        member_id, values = row[0], row[1:]
-        per_window = {}
-        position = 0
-        for key in windows:
-            current_metrics = Metrics(
-                values[position] or ZERO, values[position + 1] or 0, values[position + 2] or 0
+
+    def __init__(self, ladder: Ladder, layout: MetricLayout) -> None:
+        self._checks: dict[int, tuple[Callable[[tuple], bool], list[Callable[[tuple], bool]]]] = {}
+        for rule in ladder.rules:
+            retain = (
+                _threshold_check(rule.retention, layout.offsets[rule.window])
+                if not rule.retention.is_empty
+                else (lambda row: True)
             )
-            position += 3
-            previous_metrics = None
-            if key.has_periods:
-                previous_metrics = Metrics(
-                    values[position] or ZERO, values[position + 1] or 0, values[position + 2] or 0
-                )
-                position += 3
-            per_window[key] = WindowMetrics(current_metrics, previous_metrics)
-        result[member_id] = per_window
-    return result
+            above = [
+                _threshold_check(other.entry, layout.offsets[other.window])
+                for other in ladder.above(rule)
+                if other.reachable
+            ]
+            self._checks[rule.id] = (retain, above)
 
-
-def _metrics(values: tuple, position: int) -> Metrics:
-    spend, points, visits = values[position : position + 3]
-    return Metrics(spend or ZERO, points or 0, visits or 0)
+    def __call__(self, tier_id: int, row: tuple, grace_until: date | None) -> bool:
+        retain, above = self._checks[tier_id]
+        return grace_until is not None or not retain(row) or any(qualifies(row) for qualifies in above)

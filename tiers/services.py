@@ -13,6 +13,7 @@ Every change of a member's tier (or grace) writes a ``TierChange`` row and a
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -678,20 +679,26 @@ def _evaluate_batch(run, program, actor, on, ladder, tiers, counts_adjustments, 
         .exclude(member__status=Member.Status.TERMINATED)
         .values_list("member_id", "tier_id", "grace_until", "locked_until", "lifetime_tier_id")
     )
-    metrics = rules.window_metrics(
+    layout = rules.MetricLayout.of(ladder.windows)
+    rows = rules.metric_rows(
         TierActivity.objects.filter(program=program, **in_batch),
-        ladder.windows,
+        layout,
         on=on,
         live=False,
         tz=program.tz,
         adjustments_qualify=counts_adjustments,
     )
+    screen = rules.Screen(ladder, layout)
+    zero = layout.zero_row()
     decisions: dict[int, tuple[rules.StateSnapshot, rules.Decision]] = {}
     looked_at = 0
-    for member_id, *snapshot in states:
+    for member_id, tier_id, grace_until, locked_until, lifetime_tier_id in states:
         looked_at += 1
-        state = rules.StateSnapshot(*snapshot)
-        decision = rules.decide(ladder, state, metrics.get(member_id, {}), on=on, live=False)
+        row = rows.get(member_id, zero)
+        if not screen(tier_id, row, grace_until):
+            continue
+        state = rules.StateSnapshot(tier_id, grace_until, locked_until, lifetime_tier_id)
+        decision = rules.decide(ladder, state, layout.window_metrics(row), on=on, live=False)
         if decision is not None:
             decisions[member_id] = (state, decision)
     run.members += looked_at
@@ -709,34 +716,49 @@ _COUNTERS = {
 
 @transaction.atomic
 def _apply_decisions(run, program, actor, on, tiers, decisions) -> None:
+    """Write a batch's decisions: rows re-read under lock (a member changed since the batch
+    was read is left alone), then one UPDATE per distinct change, the history rows and the
+    events, each in one statement."""
     locked = (
-        MemberTier.objects.select_for_update().filter(member_id__in=list(decisions)).order_by("member_id")
+        MemberTier.objects.select_for_update()
+        .filter(member_id__in=list(decisions))
+        .order_by("member_id")
+        .values_list("member_id", "tier_id", "grace_until", "locked_until", "lifetime_tier_id", "changed_on")
     )
+    current = {row[0]: row[1:] for row in locked}
     at = timezone.now()
     since = start_of_day(on, program)
-    states, changes = [], []
-    for state in locked:
-        snapshot, decision = decisions[state.member_id]
-        if _snapshot(state) != snapshot or (state.changed_on is not None and state.changed_on >= on):
-            continue  # changed by activity or staff since the batch was read: left alone
+    updates: dict[tuple, list[int]] = defaultdict(list)
+    changes = []
+    for member_id, (snapshot, decision) in decisions.items():
+        row = current.get(member_id)
+        if row is None or rules.StateSnapshot(*row[:4]) != snapshot or (row[4] is not None and row[4] >= on):
+            continue
+        # As _change_state: a new tier resets "since"; grace is what the decision says.
+        fields = (("grace_until", decision.grace_until),)
+        if decision.to_tier_id != snapshot.tier_id:
+            fields += (("tier_id", decision.to_tier_id), ("since", since))
+        updates[fields].append(member_id)
         changes.append(
-            _change_state(
-                state,
+            TierChange(
+                program_id=program.pk,
+                member_id=member_id,
+                from_tier_id=snapshot.tier_id,
+                to_tier_id=decision.to_tier_id,
                 reason=decision.reason,
-                to_tier=tiers[decision.to_tier_id],
+                grace_until=decision.grace_until,
+                locked_until=snapshot.locked_until,
                 effective_on=on,
                 at=at,
-                since=since,
-                actor=actor,
-                grace_until=decision.grace_until,
+                **actor.as_fields(),
             )
         )
-        states.append(state)
         counter = _COUNTERS[decision.reason]
         setattr(run, counter, getattr(run, counter) + 1)
-    run.skipped += len(decisions) - len(states)
-    for state in states:
-        state.updated_at = at
-    MemberTier.objects.bulk_update(states, _STATE_FIELDS)
+    run.skipped += len(decisions) - len(changes)
+    for fields, member_ids in updates.items():
+        MemberTier.objects.filter(member_id__in=member_ids).update(
+            **dict(fields), changed_on=on, updated_at=at
+        )
     TierChange.objects.bulk_create(changes)
     _emit(changes, {pk: tier.code for pk, tier in tiers.items()})
