@@ -220,7 +220,8 @@ class TierActivity(models.Model):
     )
 
     class Meta:
-        ordering = ["-occurred_at", "-id"]
+        # Newest recorded first, by primary key: the table is large and occurred_at has no index.
+        ordering = ["-id"]
         verbose_name = "qualifying activity"
         verbose_name_plural = "qualifying activity"
         constraints = [

@@ -243,7 +243,7 @@ class Ladder:
     @property
     def windows(self) -> list[WindowKey]:
         """The windows some threshold is measured in."""
-        keys = {rule.window for rule in self.rules if not rule.retention.is_empty}
+        keys = {rule.window for rule in self.rules if rule.reachable or not rule.retention.is_empty}
         return sorted(keys, key=lambda key: (key.kind, key.months))
 
     def above(self, rule: TierRule) -> list[TierRule]:

@@ -11,7 +11,7 @@ from django.db import connection
 
 from members import services as member_services
 from tests.tiers.conftest import SYSTEM, paris
-from tiers import selectors, services
+from tiers import rules, selectors, services
 from tiers.errors import EvaluationRunningError, TierAssignmentError
 from tiers.models import MemberTier, TierChange, TierEvaluation
 from webhooks.models import Event
@@ -329,3 +329,26 @@ def test_member_tier_progress_shows_what_keeps_and_what_is_next(silver_member, c
     assert not progress.next.met
     assert progress.next.remaining == {"spend": Decimal("400.00"), "points": None, "visits": None}
     assert [change.reason for change in progress.history] == ["upgrade"]
+
+
+def test_tiers_evaluate_leaves_a_member_changed_while_the_batch_ran_alone(
+    silver_member, ladder, program, clock
+):
+    # The batch read the member as a Silver losing retention; before it wrote, staff made
+    # the member Gold. The write re-reads the row under lock and leaves it as staff set it.
+    on = date(2026, 1, 11)
+    clock(paris(on, 3))
+    read = (
+        rules.StateSnapshot(ladder["silver"].pk),
+        rules.Decision("grace_started", ladder["silver"].pk, on),
+    )
+    services.member_tier_assign(member=silver_member, tier=ladder["gold"], reason="Gift", actor=SYSTEM)
+    run = TierEvaluation.objects.create(program=program, as_of=on)
+    tiers = {tier.pk: tier for tier in ladder.values()}
+
+    services._apply_decisions(run, program, SYSTEM, on, tiers, {silver_member.pk: read})
+
+    assert (run.skipped, run.grace_started) == (1, 0)
+    state = state_of(silver_member)
+    assert (state.tier.code, state.grace_until) == ("gold", None)
+    assert reasons(silver_member) == ["upgrade", "manual"]
