@@ -13,3 +13,5 @@ class TiersConfig(AppConfig):
         events.register()
         member_hooks.members_created.register(services.members_assign_default)
         member_hooks.profile_sections.register(selectors.profile_section)
+        member_hooks.export_sections.register(selectors.export_section)
+        member_hooks.member_erased.register(services.member_tier_erase)

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from members.errors import MemberNotFoundError
 from members.models import Member
+from programs.currencies import money_quantum
 from programs.models import Program
 
 from . import rules
@@ -195,6 +196,32 @@ def profile_section(*, members: Sequence[Member]) -> tuple[str, dict[int, Any]]:
             }
         )
     return "tier", section
+
+
+def export_section(*, member: Member) -> tuple[str, dict[str, Any]]:
+    """What the tiers app holds about a member, for the GDPR export (``export_sections``
+    hook): the tier state, the whole tier history and the qualifying activity."""
+    state = member_tier_state(member=member)
+    quantum = money_quantum(member.program.currency)
+    return "tiers", {
+        "tier": state.tier.code if state else None,
+        "since": state.since if state else None,
+        "grace_until": state.grace_until if state else None,
+        "locked_until": state.locked_until if state else None,
+        "lifetime_tier": state.lifetime_tier.code if state and state.lifetime_tier else None,
+        "history": list(
+            tier_history(member=member)
+            .order_by("at", "id")
+            .values("reason", "from_tier__code", "to_tier__code", "note", "grace_until", "effective_on", "at")
+        ),
+        "activity": [
+            # Money as a string with the currency's decimals (JSON numbers would be floats).
+            {**row, "spend": str(row["spend"].quantize(quantum))}
+            for row in member_activity(member=member)
+            .order_by("id")
+            .values("occurred_at", "source", "reference", "spend", "points", "visits")
+        ],
+    }
 
 
 # --- Progress ---------------------------------------------------------------------------

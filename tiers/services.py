@@ -580,6 +580,14 @@ def member_tier_assign(
     return _save_change(state, change, codes)
 
 
+@transaction.atomic
+def member_tier_erase(*, member: Member, actor: Actor) -> None:
+    """GDPR erasure (``member_erased`` hook): the notes staff wrote on the member's manual
+    tier changes may name the person; they are blanked. Tiers, history and activity stay
+    (they hold no personal data and keep the ledger of benefits auditable)."""
+    TierChange.objects.filter(member_id=member.pk).exclude(note="").update(note="")
+
+
 # --- The evaluation ---------------------------------------------------------------------
 
 

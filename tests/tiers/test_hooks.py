@@ -11,7 +11,8 @@ from django.test.utils import CaptureQueriesContext
 from members import hooks as member_hooks
 from members.selectors import member_profiles
 from tests.tiers.conftest import SYSTEM
-from tiers.models import MemberTier
+from tiers import services
+from tiers.models import MemberTier, TierChange
 
 pytestmark = pytest.mark.django_db
 
@@ -63,3 +64,23 @@ def test_profile_section_uses_a_fixed_number_of_queries(ladder, make_member, mak
 
 def test_profile_section_is_null_without_tiers(member):
     assert member_profiles([member])[member.pk]["tier"] is None
+
+
+def test_gdpr_export_includes_the_tier_history_and_activity(api, ladder, member, record):
+    record(member, date.today(), spend="600.00", reference="R-1")
+    services.member_tier_assign(member=member, tier=ladder["gold"], reason="Status match", actor=SYSTEM)
+    data = api.get(f"/api/v1/members/{member.pk}/export").json()["tiers"]
+    assert data["tier"] == "gold"
+    assert [(c["reason"], c["to_tier__code"]) for c in data["history"]] == [
+        ("upgrade", "silver"),
+        ("manual", "gold"),
+    ]
+    assert [(a["reference"], a["spend"]) for a in data["activity"]] == [("R-1", "600.00")]
+
+
+def test_gdpr_erasure_blanks_staff_notes_on_tier_changes(api, ladder, member):
+    services.member_tier_assign(member=member, tier=ladder["gold"], reason="Ana's complaint", actor=SYSTEM)
+    response = api.post(f"/api/v1/members/{member.pk}/erase", {"reason": "Asked by the member"})
+    assert response.status_code == 200, response.content
+    change = TierChange.objects.get(member=member)
+    assert (change.note, change.to_tier.code) == ("", "gold")
