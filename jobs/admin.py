@@ -99,7 +99,11 @@ class JobAdmin(admin.ModelAdmin):
             )
         return format_html(" · ".join(["{}"] * len(links)), *links) if links else "—"
 
-    @admin.action(description="Cancel selected jobs", permissions=["view"])
+    def has_cancel_permission(self, request) -> bool:
+        # The pages are read-only for everyone; cancelling is a change.
+        return request.user.has_perm("jobs.change_job")
+
+    @admin.action(description="Cancel selected jobs", permissions=["cancel"])
     def cancel(self, request, queryset):
         actor = Actor.for_user(request.user)
         for job in queryset:
