@@ -681,10 +681,15 @@ def _evaluate(run, program, actor, on, batch_size, on_start, on_batch) -> None:
 
 def _evaluate_batch(run, program, actor, on, ladder, tiers, counts_adjustments, first_id, last_id) -> None:
     in_batch = {"member_id__gte": first_id, "member_id__lte": last_id}
+    # Terminated members as a subquery on the same id range: a join would make PostgreSQL
+    # scan the whole member table for each batch.
+    terminated = Member.objects.filter(
+        pk__gte=first_id, pk__lte=last_id, status=Member.Status.TERMINATED
+    ).values("pk")
     states = (
         MemberTier.objects.filter(program=program, **in_batch)
         .filter(Q(changed_on__isnull=True) | Q(changed_on__lt=on))
-        .exclude(member__status=Member.Status.TERMINATED)
+        .exclude(member_id__in=terminated)
         .values_list("member_id", "tier_id", "grace_until", "locked_until", "lifetime_tier_id")
     )
     layout = rules.MetricLayout.of(ladder.windows)
