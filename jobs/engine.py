@@ -92,7 +92,7 @@ def run(job_id: int, *, on_progress: Callable[[int], None] | None = None) -> Non
 
 def _claim(job_id: int) -> Job | None:
     with transaction.atomic():
-        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        job = Job.objects.select_for_update(no_key=True).filter(pk=job_id).first()
         if job is None or job.is_final:
             return None
         now = timezone.now()
@@ -444,7 +444,7 @@ def job_payload(job: Job) -> dict[str, Any]:
 
 def finish(job: Job, *, status: str | None = None, error_code: str = "", error_detail: str = "") -> None:
     with transaction.atomic():
-        job = Job.objects.select_for_update().get(pk=job.pk)
+        job = Job.objects.select_for_update(no_key=True).get(pk=job.pk)
         if job.is_final:
             return
         if status is None:

@@ -206,7 +206,9 @@ def _dispatch(job_id: int) -> None:
 def job_cancel(*, job: Job, actor: Actor) -> Job:
     """Ask a job to stop: a queued job is cancelled at once; a running one stops before
     its next chunk (what its committed chunks did stays done)."""
-    job = Job.objects.select_for_update().get(pk=job.pk)
+    # NO KEY: never conflicts with the key-share locks that runners' chunk inserts take on
+    # the job row (their foreign-key checks), so a cancel does not queue behind them.
+    job = Job.objects.select_for_update(no_key=True).get(pk=job.pk)
     if job.is_final:
         raise JobFinishedError(f"Job {job.pk} is already {job.status}.", status_now=job.status)
     job.cancel_requested_at = job.cancel_requested_at or timezone.now()

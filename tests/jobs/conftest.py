@@ -82,3 +82,36 @@ def outcomes(job: Job) -> list[tuple[int, str, str]]:
 @pytest.fixture
 def staff_user(db):
     return get_user_model().objects.create_superuser("boss", "boss@example.com", "pw-not-used-1234")
+
+
+@pytest.fixture
+def broker_without_worker(transactional_db):
+    """Committed jobs are queued on a real Redis broker that no worker consumes (Celery is
+    eager otherwise, and would run them at commit): the test runs them itself."""
+    import uuid
+
+    import redis
+
+    from membership_site.celery import app as celery_app
+    from tests.celery_support import _reset_broker_connections, broker_url
+
+    key_prefix = f"test-idle-{uuid.uuid4().hex[:12]}-"
+    previous = {
+        "broker_url": celery_app.conf.broker_url,
+        "task_always_eager": celery_app.conf.task_always_eager,
+        "broker_transport_options": celery_app.conf.broker_transport_options,
+    }
+    celery_app.conf.update(
+        broker_url=broker_url(),
+        task_always_eager=False,
+        broker_transport_options={"global_keyprefix": key_prefix},
+    )
+    _reset_broker_connections()
+    try:
+        yield
+    finally:
+        celery_app.conf.update(**previous)
+        _reset_broker_connections()
+        client = redis.Redis.from_url(broker_url())
+        for key in client.scan_iter(match=f"{key_prefix}*"):
+            client.delete(key)
