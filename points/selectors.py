@@ -57,9 +57,11 @@ def currency_for_request(*, program: Program, code: str | None, field: str = "cu
 def member_for_points(*, program: Program, member_id: int | str, field: str | None = None) -> Member:
     """The member (no prefetches: ledger writes need only its status and program)."""
     try:
-        return Member.objects.select_related("program").get(program=program, pk=int(member_id))
+        member = Member.objects.get(program=program, pk=int(member_id))
     except (Member.DoesNotExist, ValueError, TypeError):
         raise MemberNotFoundError(f"No member {member_id} in this program.") from None
+    member.program = program  # known already: no join needed
+    return member
 
 
 def transaction_list(*, program: Program) -> QuerySet[Transaction]:

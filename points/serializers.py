@@ -185,10 +185,45 @@ class TransactionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_signed_amount(self, txn: Transaction) -> int:
-        viewer = self.context.get("member_id")
-        if viewer is not None and viewer == txn.counterparty_id:
-            return -txn.signed_amount
-        return txn.signed_amount
+        return transaction_data(txn, self.context.get("member_id"))["signed_amount"]
+
+    def to_representation(self, txn: Transaction) -> dict:
+        # Built directly (same fields as declared above, which document it): this is on
+        # the hot path of every ledger write and list.
+        return transaction_data(txn, self.context.get("member_id"))
+
+
+def transaction_data(txn: Transaction, viewer_id: int | None = None) -> dict:
+    """A transaction as the API shows it; ``signed_amount`` from ``viewer_id``'s side."""
+    signed = txn.signed_amount
+    if viewer_id is not None and viewer_id == txn.counterparty_id:
+        signed = -signed
+    return {
+        "id": txn.pk,
+        "kind": txn.kind,
+        "currency": txn.currency.code,
+        "member_id": txn.member_id,
+        "counterparty_member_id": txn.counterparty_id,
+        "amount": txn.amount,
+        "signed_amount": signed,
+        "reference": txn.reference,
+        "description": txn.description,
+        "reason": txn.reason,
+        "location": txn.location.code if txn.location_id else None,
+        "reverses": txn.reverses_id,
+        "hold_id": txn.hold_id,
+        "pending_until": _iso(txn.pending_until),
+        "occurred_at": _iso(txn.occurred_at),
+        "recorded_at": _iso(txn.recorded_at),
+        "metadata": txn.metadata,
+    }
+
+
+_DATETIME = serializers.DateTimeField()
+
+
+def _iso(value) -> str | None:
+    return _DATETIME.to_representation(value) if value is not None else None
 
 
 class AccountBalanceSerializer(serializers.Serializer):
