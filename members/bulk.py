@@ -14,14 +14,17 @@ in its own savepoint: the result is the same, only slower.
 
 from __future__ import annotations
 
+import operator
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import reduce
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, models, transaction
+from django.db.models import Q
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
@@ -395,25 +398,33 @@ def _copy(model, fields, rows: Iterable[tuple]) -> None:
 
 
 def _check_unique(program: Program, rows: list[_Row]) -> None:
-    """The pre-check of ``services._check_unique`` for many rows: a value another member
-    has (or an earlier row of this call takes) fails the row with the field named."""
-    for name in _UNIQUE_FIELDS:
-        wanted = [
-            row
-            for row in rows
-            if row.result is None and row.fields.get(name) and (row.member is None or name in row.changed)
-        ]
-        if not wanted:
-            continue
-        owners = dict(
-            Member.objects.filter(
-                program=program, **{f"{name}__in": {row.fields[name] for row in wanted}}
-            ).values_list(name, "pk")
+    """The pre-check of ``services._check_unique`` for many rows, in one query: a value
+    another member has (or an earlier row of this call takes) fails the row, naming the
+    field."""
+
+    def writes(row: _Row, name: str) -> bool:
+        return bool(
+            row.result is None and row.fields.get(name) and (row.member is None or name in row.changed)
         )
+
+    values = {name: {row.fields[name] for row in rows if writes(row, name)} for name in _UNIQUE_FIELDS}
+    wanted = [Q(**{f"{name}__in": found}) for name, found in values.items() if found]
+    if not wanted:
+        return
+    owners: dict[str, dict[str, int]] = {name: {} for name in _UNIQUE_FIELDS}
+    for pk, *stored in Member.objects.filter(Q(program=program) & reduce(operator.or_, wanted)).values_list(
+        "pk", *_UNIQUE_FIELDS
+    ):
+        for name, value in zip(_UNIQUE_FIELDS, stored, strict=True):
+            if value in values[name]:
+                owners[name][value] = pk
+    for name in _UNIQUE_FIELDS:
         taken_here: set[str] = set()
-        for row in wanted:
+        for row in rows:
+            if not writes(row, name):
+                continue
             value = row.fields[name]
-            owner = owners.get(value)
+            owner = owners[name].get(value)
             mine = row.member.pk if row.member is not None else None
             if (owner is not None and owner != mine) or value in taken_here:
                 row.fail(
