@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "members",
     "tiers",
     "points",
+    "rewards",
 ]
 
 MIDDLEWARE = [
@@ -350,3 +351,8 @@ TIERS_EVALUATION_BATCH_SIZE = env.int("TIERS_EVALUATION_BATCH_SIZE", default=200
 # The tier activity index lists covering columns (INCLUDE) for PostgreSQL; SQLite, the demo
 # database, ignores them, which is fine.
 SILENCED_SYSTEM_CHECKS = [*globals().get("SILENCED_SYSTEM_CHECKS", []), "models.W040"]
+
+# --- Rewards (rewards app) ----------------------------------------------------------------
+# Hour (UTC) at which the daily voucher expiry job runs; it also runs on demand with
+# `manage.py rewards_expire_vouchers`.
+REWARDS_EXPIRE_VOUCHERS_HOUR = env.int("REWARDS_EXPIRE_VOUCHERS_HOUR", default=2)
