@@ -356,3 +356,5 @@ SILENCED_SYSTEM_CHECKS = [*globals().get("SILENCED_SYSTEM_CHECKS", []), "models.
 # Hour (UTC) at which the daily voucher expiry job runs; it also runs on demand with
 # `manage.py rewards_expire_vouchers`.
 REWARDS_EXPIRE_VOUCHERS_HOUR = env.int("REWARDS_EXPIRE_VOUCHERS_HOUR", default=2)
+# The catalog's `kind` gets its own component name in the OpenAPI schema.
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["RewardKindEnum"] = "rewards.models.Reward.Kind"

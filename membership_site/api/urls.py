@@ -10,6 +10,7 @@ urlpatterns = [
     path("", include("members.urls")),
     path("", include("tiers.urls")),
     path("", include("points.urls")),
+    path("", include("rewards.urls")),
     path("", include("webhooks.urls")),
     path("", include("jobs.urls")),
 ]
