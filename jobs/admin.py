@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -119,6 +119,11 @@ class JobAdmin(admin.ModelAdmin):
                 "<int:job_id>/report/", self.admin_site.admin_view(self.report_view), name="jobs_job_report"
             ),
             path("<int:job_id>/file/", self.admin_site.admin_view(self.file_view), name="jobs_job_file"),
+            path(
+                "template/<slug:kind>/",
+                self.admin_site.admin_view(self.template_view),
+                name="jobs_job_template",
+            ),
             *super().get_urls(),
         ]
 
@@ -134,6 +139,18 @@ class JobAdmin(admin.ModelAdmin):
 
         response = StreamingHttpResponse(engine.report_csv(job), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="job-{job.pk}-report.csv"'
+        return response
+
+    def template_view(self, request, kind: str):
+        """An import kind's CSV template (linked from the import pages)."""
+        try:
+            import_kind = services.import_kind_get(kind)
+        except DomainError:
+            raise Http404("No such import kind.") from None
+        response = HttpResponse(
+            services.import_template_csv(import_kind), content_type="text/csv; charset=utf-8"
+        )
+        response["Content-Disposition"] = f'attachment; filename="{kind}-template.csv"'
         return response
 
     def file_view(self, request, job_id: int):

@@ -221,6 +221,14 @@ class JobImportMixin:
     def program_queryset(self, request):
         raise NotImplementedError
 
+    def get_import_context_data(self, **kwargs):
+        context = super().get_import_context_data(**kwargs)
+        context["job_templates"] = [
+            (resource.get_display_name(), reverse("admin:jobs_job_template", args=[resource.kind]))
+            for resource in self.resource_classes
+        ]
+        return context
+
     def get_import_form_kwargs(self, request):
         return {**super().get_import_form_kwargs(request), "program_queryset": self.program_queryset(request)}
 

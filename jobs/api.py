@@ -7,8 +7,6 @@ scope (``members:read``), since it holds what that scope protects.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 
 from django.http import FileResponse, StreamingHttpResponse
@@ -83,12 +81,8 @@ class ImportTemplateApi(_CsvDownloadMixin, ApiView):
         responses={(200, "text/csv"): OpenApiTypes.STR},
     )
     def get(self, request, kind: str):
-        import_kind = services.import_kind_get(kind)
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(import_kind.column_names)
-        writer.writerow([column.example for column in import_kind.columns])
-        response = StreamingHttpResponse([out.getvalue()], content_type="text/csv; charset=utf-8")
+        template = services.import_template_csv(services.import_kind_get(kind))
+        response = StreamingHttpResponse([template], content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{kind}-template.csv"'
         return response
 

@@ -7,6 +7,8 @@ UTF-8 CSV or JSON and its columns are the kind's.
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -90,6 +92,15 @@ def validate_export_params(kind: ExportKind, data: dict[str, Any]) -> dict[str, 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
     return {key: value.isoformat() if isinstance(value, datetime) else value for key, value in data.items()}
+
+
+def import_template_csv(kind: ImportKind) -> str:
+    """The kind's template: its columns, and a row of examples."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(kind.column_names)
+    writer.writerow([column.example for column in kind.columns])
+    return out.getvalue()
 
 
 def check_columns(kind: ImportKind, columns: Iterable[str], params: dict[str, Any]) -> None:

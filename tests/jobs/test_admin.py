@@ -167,3 +167,14 @@ def test_admin_jobs_pages_report_download_and_cancel(admin_client, program, star
     queued.refresh_from_db()
     assert queued.status == Job.Status.CANCELLED
     assert b"already partially_succeeded" in response.content
+
+
+def test_admin_import_page_links_the_kinds_templates(admin_client):
+    page = admin_client.get(reverse("admin:members_member_import"))
+    assert page.status_code == 200
+    for kind in ("members", "cards"):
+        assert reverse("admin:jobs_job_template", args=[kind]).encode() in page.content
+    template = admin_client.get(reverse("admin:jobs_job_template", args=["members"]))
+    assert template["Content-Type"].startswith("text/csv")
+    assert template.content.decode().splitlines()[0].startswith("number,email,phone,")
+    assert admin_client.get(reverse("admin:jobs_job_template", args=["nope"])).status_code == 404
