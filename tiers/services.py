@@ -53,7 +53,7 @@ from .selectors import adjustments_qualify
 ZERO = Decimal("0")
 Reason = TierChange.Reason
 
-# Fields of a tier definition that tier_create / tier_update accept besides code and name.
+# Fields of a tier definition that tier_create / tier_update accept besides program and code.
 TIER_FIELDS = (
     "name",
     "rank",
@@ -280,11 +280,11 @@ def _insert_states(rows: list[MemberTier]) -> int:
     return len(rows)
 
 
-def _state_for_update(member: Member) -> MemberTier | None:
-    """The member's tier state, locked; created with the default tier when missing. None
-    when the program has no tiers."""
+def _state_for_update(member: Member, *, create: bool = True) -> MemberTier | None:
+    """The member's tier state, locked; created with the default tier when missing (and
+    ``create``). None when the program has no tiers."""
     state = MemberTier.objects.select_for_update().filter(member_id=member.pk).first()
-    if state is not None:
+    if state is not None or not create:
         return state
     default = Tier.objects.filter(program_id=member.program_id, is_default=True).first()
     if default is None:
@@ -467,7 +467,9 @@ def activity_record(
         points=points,
         visits=visits,
     )
-    state = _state_for_update(member)
+    # A terminated member's activity is kept (late refunds) but changes no tier.
+    terminated = _current_status(member) == Member.Status.TERMINATED
+    state = _state_for_update(member, create=not terminated)
     values = {"occurred_at": occurred_at, "spend": spend, "points": points, "visits": visits}
     try:
         with transaction.atomic():
@@ -488,7 +490,7 @@ def activity_record(
             ) from None
         return ActivityRecorded(existing, False, _tier_of(state), None)
     change = None
-    if state is not None and _current_status(member) != Member.Status.TERMINATED:
+    if state is not None and not terminated:
         change = _upgrade_if_qualified(state, program, actor)
     return ActivityRecorded(activity, True, _tier_of(state), change)
 
