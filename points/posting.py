@@ -80,12 +80,15 @@ def lock_account(member: Member, currency: Currency) -> Account:
 def lock_default_account(member: Member) -> Account | None:
     """The member's account in the program's default currency (with the currency and its
     program), locked; None before its first use."""
-    return (
+    account = (
         Account.objects.select_for_update(of=("self",))
-        .select_related("currency__program")
+        .select_related("currency")
         .filter(member=member, currency__is_default=True)
         .first()
     )
+    if account is not None and Member.program.is_cached(member):
+        account.currency.program = member.program  # the same program, already loaded
+    return account
 
 
 def lock_accounts(members: Iterable[Member], currency: Currency) -> dict[int, Account]:
