@@ -124,7 +124,7 @@ def ladder(program):
 
 
 def test_reward_redeem_eligibility_by_tier(member, make_reward, earn, redeem_reward, ladder):
-    bronze, gold = ladder
+    _bronze, gold = ladder
     earn(member, 2000)
     reward = make_reward(eligible_tiers=[gold])
     with pytest.raises(NotEligibleError) as refused:
