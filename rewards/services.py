@@ -488,7 +488,7 @@ def redemption_cancel(*, redemption: Redemption, reason: str, actor: Actor) -> R
     )
     if redemption.status != Redemption.Status.COMPLETED:
         raise RedemptionNotCancellableError(
-            f"Redemption {redemption.pk} is {redemption.status}.", status=redemption.status
+            f"Redemption {redemption.pk} is {redemption.status}.", redemption_status=redemption.status
         )
     voucher = Voucher.objects.select_for_update().filter(redemption=redemption).first()
     if voucher is not None and voucher.status != VS.ISSUED:
@@ -562,7 +562,7 @@ def voucher_use(
         raise VoucherNotUsableError(
             f"Voucher {codes.format_code(voucher.code)} cannot be used: {', '.join(check.reasons)}.",
             reasons=check.reasons,
-            status=voucher.status,
+            voucher_status=voucher.status,
         )
     if check.unchecked:
         field = check.unchecked[0]
