@@ -456,6 +456,12 @@ def activity_record(
     thresholds are now met, or leaves grace when retention is met again. Activity never
     moves a member down: refunds lower the metrics and a downgrade waits for the evaluation
     and the grace period. Raises ``InvalidActivityError`` (400) for bad values.
+
+    Lock order: the member's tier row is locked here (concurrent calls for one member
+    queue), and then, on a change, the member's event counter. Call this *before* writing
+    your own events for the member in the same transaction (e.g. ``points.earned``):
+    everywhere the tier row is locked before the event counter, so the evaluation and a
+    purchase can never deadlock.
     """
     program = member.program
     _check_activity(
