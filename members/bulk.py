@@ -331,7 +331,7 @@ def _insert_members(
     fields = Member._meta.concrete_fields
     attnames = [field.attname for field in fields]
     values = [_with_defaults(fields, {**base, **row, "id": pk}) for pk, row in zip(ids, rows, strict=True)]
-    _copy(Member, fields, (_prepared(fields, row) for row in values))
+    _copy(Member, fields, map(_preparer(fields), values))
     history_model = Member.history.model
     history_fields = [field for field in history_model._meta.concrete_fields if field.attname != "history_id"]
     extra = {
@@ -341,14 +341,18 @@ def _insert_members(
         "history_user_id": actor.user_id,
         "history_integration_id": actor.integration_id,
     }
+    # Where each history column comes from: the member's value, or a constant.
+    position = {attname: index for index, attname in enumerate(attnames)}
+    plan = [
+        (position.get(field.attname), extra[field.attname] if field.attname in extra else field.get_default())
+        for field in history_fields
+    ]
+    prepare_history = _preparer(history_fields)
     _copy(
         history_model,
         history_fields,
         (
-            _prepared(
-                history_fields,
-                _with_defaults(history_fields, {**extra, **dict(zip(attnames, row, strict=True))}),
-            )
+            prepare_history([row[index] if index is not None else constant for index, constant in plan])
             for row in values
         ),
     )
@@ -378,13 +382,18 @@ def _with_defaults(fields, values: dict[str, Any]) -> tuple:
     )
 
 
-def _prepared(fields, row: tuple) -> tuple:
-    """Values as COPY takes them: plain ones as they are, the others (JSON) prepared by
-    their field, as Django would."""
-    return tuple(
-        value if isinstance(model_field, _PLAIN_FIELDS) else model_field.get_db_prep_save(value, connection)
-        for model_field, value in zip(fields, row, strict=True)
-    )
+def _preparer(fields):
+    """Turns rows of values into what COPY takes: plain values as they are, the others
+    (JSON) prepared by their field, as Django would."""
+    special = [(index, field) for index, field in enumerate(fields) if not isinstance(field, _PLAIN_FIELDS)]
+
+    def prepare(row) -> list:
+        row = list(row)
+        for index, model_field in special:
+            row[index] = model_field.get_db_prep_save(row[index], connection)
+        return row
+
+    return prepare
 
 
 def _copy(model, fields, rows: Iterable[tuple]) -> None:

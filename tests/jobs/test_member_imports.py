@@ -343,3 +343,19 @@ def test_members_import_labels_unknown_to_another_program_fail(
     job = import_and_run("members", csv_bytes([{"number": "1000001", "labels": "gold"}]))
     assert outcomes(job) == [(1, "failed", "unknown_label")]
     assert not Label.objects.filter(program=program).exists()
+
+
+def test_members_import_history_records_the_integration_or_the_staff_user(
+    start_import, run_job, api, staff_user, program
+):
+    from membership_site.actors import Actor
+
+    run_job(start_import("members", csv_bytes(GOOD[:1]), actor=Actor.for_integration(api.integration)))
+    run_job(start_import("members", csv_bytes(GOOD[1:2]), actor=Actor.for_user(staff_user)))
+
+    by_integration = Member.objects.get(number="1000001").history.get()
+    assert (by_integration.history_type, by_integration.history_integration_id) == ("+", api.integration.pk)
+    assert by_integration.history_user_id is None
+    assert (by_integration.email, by_integration.phone) == ("ana@example.com", "+33612345678")
+    by_user = Member.objects.get(number="1000002").history.get()
+    assert (by_user.history_user_id, by_user.history_integration_id) == (staff_user.pk, None)
