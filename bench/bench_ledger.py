@@ -4,8 +4,9 @@ One run, on the PostgreSQL server of DATABASE_URL:
 1. pgbench's TPC-B-like transaction rate (its own database, initialised here) with the same
    number of clients: the baseline of what this machine's database does;
 2. the app under gunicorn on its own database (created and migrated here) with
-   BENCH_MEMBERS members, driven by BENCH_CLIENTS concurrent HTTP clients (processes with
-   keep-alive connections) for BENCH_SECONDS per scenario: earn and redeem spread over all
+   BENCH_MEMBERS members, driven by BENCH_CLIENTS concurrent HTTP clients (threads in a few
+   processes, keep-alive connections of the standard library's HTTP client) for
+   BENCH_SECONDS per scenario: earn and redeem spread over all
    members, then earn and redeem all on one member (lock contention on one account);
 3. ``points_verify_ledger`` on the result (the load must leave the ledger consistent).
 
@@ -17,6 +18,7 @@ no worker consumes them during the run.
 
 from __future__ import annotations
 
+import http.client
 import json
 import multiprocessing
 import os
@@ -27,6 +29,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -47,10 +50,11 @@ CLIENTS = int(os.environ.get("BENCH_CLIENTS", "16"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "15"))
 WARMUP_SECONDS = 2.0
 WORKERS = int(os.environ.get("BENCH_GUNICORN_WORKERS", str((os.cpu_count() or 2) * 2 + 1)))
-PGBENCH_SCALE = int(os.environ.get("BENCH_PGBENCH_SCALE", "10"))
+# pgbench wants a scale at least as large as its number of clients (one branch row each).
+PGBENCH_SCALE = int(os.environ.get("BENCH_PGBENCH_SCALE", str(max(CLIENTS, 10))))
 GOAL_RATIO = 0.20
 GOAL_P99_MS = 50.0
-CLIENT_PROCESSES = min(CLIENTS, int(os.environ.get("BENCH_CLIENT_PROCESSES", "4")))
+CLIENT_PROCESSES = min(CLIENTS, int(os.environ.get("BENCH_CLIENT_PROCESSES", "2")))
 
 
 def _db_urls() -> tuple[str, str, str]:
@@ -128,6 +132,8 @@ def _app_env(db_url: str, key_prefix: str) -> dict[str, str]:
         "DATABASE_CONN_MAX_AGE": "600",
         "CELERY_BROKER_URL": redis_url,
         "CELERY_REDIS_KEY_PREFIX": key_prefix,
+        # Static files are not served here; an existing directory keeps WhiteNoise quiet.
+        "STATIC_ROOT": tempfile.gettempdir(),
     }
 
 
@@ -141,25 +147,32 @@ def _client_process(base_url, key, paths, threads, start_at, stop_at, queue):
     errors: dict[str, int] = {}
     lock = threading.Lock()
 
+    host, port = base_url.removeprefix("http://").split(":")
+    encoded = [(path, json.dumps(body).encode()) for path, body in paths]
+
     def loop(seed):
+        # The standard library's client: the load generator shares the two cores with the
+        # server and the database, so it should cost as little CPU per request as possible.
         rng = random.Random(seed)
         local, local_errors = [], {}
-        with httpx.Client(base_url=base_url, headers={"X-API-Key": key}, timeout=30) as client:
-            while True:
-                now = time.time()
-                if now >= stop_at:
-                    break
-                path, body = rng.choice(paths)
-                started = time.perf_counter()
-                response = client.post(path, json=body)
-                elapsed = time.perf_counter() - started
-                if now >= start_at:
-                    if response.status_code == 201:
-                        local.append(elapsed)
-                    else:
-                        local_errors[str(response.status_code)] = (
-                            local_errors.get(str(response.status_code), 0) + 1
-                        )
+        headers = {"X-API-Key": key, "Content-Type": "application/json"}
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        while True:
+            now = time.time()
+            if now >= stop_at:
+                break
+            path, body = rng.choice(encoded)
+            started = time.perf_counter()
+            connection.request("POST", path, body=body, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            elapsed = time.perf_counter() - started
+            if now >= start_at:
+                if response.status == 201:
+                    local.append(elapsed)
+                else:
+                    local_errors[str(response.status)] = local_errors.get(str(response.status), 0) + 1
+        connection.close()
         with lock:
             latencies.extend(local)
             for code, count in local_errors.items():
