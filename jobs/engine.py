@@ -397,6 +397,8 @@ class _CsvWriter:
 
 
 def _csv_value(value: Any) -> str:
+    if value.__class__ is str:  # most cells: no further checks
+        return value
     if value is None:
         return ""
     if isinstance(value, bool):
