@@ -3,8 +3,10 @@ the characters people confuse (0/O, 1/I/L).
 
 - 31 symbols, 15 drawn with ``secrets`` (a CSPRNG): 31**15 ~ 2**74 codes, so guessing a
   valid one is hopeless even with millions issued (and the API is rate-limited).
-- The 16th character is a Luhn mod-31 check character: any single mistyped character and
-  any swap of two neighbours is caught before the database is asked.
+- The 16th character is a check character: with positions weighted 1 to 16, the weighted
+  sum of all 16 symbol values is 0 modulo 31. As 31 is prime, any single mistyped
+  character and any swap of two neighbours changes the sum, so it is caught before the
+  database is asked.
 - Stored upper-case without separators; shown as ``XXXX-XXXX-XXXX-XXXX``. Input may have
   spaces or dashes and any case.
 """
@@ -22,15 +24,12 @@ _SEPARATORS = re.compile(r"[\s\-]")
 
 
 def check_character(payload: str) -> str:
-    """Luhn mod N (N = 31) over ``payload``."""
+    """The symbol that makes the weighted sum of ``payload`` + it zero modulo 31."""
     base = len(VOUCHER_ALPHABET)
-    factor = 2
-    total = 0
-    for char in reversed(payload):
-        addend = factor * _VALUE[char]
-        factor = 1 if factor == 2 else 2
-        total += addend // base + addend % base
-    return VOUCHER_ALPHABET[(base - total % base) % base]
+    total = sum((position + 1) * _VALUE[char] for position, char in enumerate(payload))
+    weight = len(payload) + 1
+    # c * weight = -total (mod 31); 31 is prime, so weight has an inverse.
+    return VOUCHER_ALPHABET[(-total * pow(weight, -1, base)) % base]
 
 
 def generate_code() -> str:
