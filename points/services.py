@@ -4,6 +4,12 @@ holds. Each service is one database transaction that also writes its event(s).
 Every member-facing service returns a ``PointsResult``: the transaction, the member's
 account with its balances after it, and ``created=False`` when a repeated ``reference``
 returned the original instead of writing a second transaction.
+
+Lock order (everyone keeps it, so nothing deadlocks): a caller's own rows first (e.g. the
+tier row that ``tiers.services.activity_record`` locks in a purchase), then the members'
+points accounts in id order, then the members' event counters (taken when the events are
+written, at the end). A purchase service therefore records tier activity *before* calling
+``points_earn`` / ``points_reverse`` in the same transaction.
 """
 
 from __future__ import annotations
