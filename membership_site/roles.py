@@ -38,10 +38,10 @@ ROLE_GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
 
 # Single permissions beyond the per-app grants (app_label.codename), e.g. custom ones.
 ROLE_EXTRA_PERMISSIONS: dict[str, tuple[str, ...]] = {
-    PROGRAM_MANAGER: ("points.adjust_points", "tiers.assign_tier"),
+    PROGRAM_MANAGER: ("points.adjust_points", "tiers.assign_tier", "rewards.cancel_redemption"),
     # Support agents may make manual points adjustments and tier assignments (reason
-    # required, audited).
-    SUPPORT_AGENT: ("points.adjust_points", "tiers.assign_tier"),
+    # required, audited), and cancel unused reward redemptions and vouchers.
+    SUPPORT_AGENT: ("points.adjust_points", "tiers.assign_tier", "rewards.cancel_redemption"),
     AUDITOR: (),
 }
 

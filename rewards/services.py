@@ -676,6 +676,34 @@ def _expire_batch(ids: list[int], now: datetime) -> int:
     return len(vouchers)
 
 
+def voucher_batch_check(
+    *,
+    program: Program,
+    count: int,
+    value_kind: str,
+    amount: Decimal | None,
+    percent: Decimal | None,
+    sku: str,
+    min_spend: Decimal | None,
+) -> None:
+    """Refuse a batch whose value does not fit its kind (shared with the admin form)."""
+    if not 1 <= count <= MAX_BATCH:
+        raise InvalidVoucherBatchError(f"Between 1 and {MAX_BATCH} codes per batch.", field="count")
+    if value_kind == Voucher.Value.AMOUNT and not amount:
+        raise InvalidVoucherBatchError("An amount voucher needs an amount > 0.", field="amount")
+    if value_kind == Voucher.Value.PERCENT and not (percent is not None and 0 < percent <= 100):
+        raise InvalidVoucherBatchError("A percent voucher needs a percent in (0, 100].", field="percent")
+    if value_kind == Voucher.Value.FREE_ITEM and not sku:
+        raise InvalidVoucherBatchError("A free item voucher needs its SKU.", field="sku")
+    if value_kind not in Voucher.Value.values:
+        raise InvalidVoucherBatchError(f"Unknown value kind '{value_kind}'.", field="value_kind")
+    for field, value in (("amount", amount), ("min_spend", min_spend)):
+        try:
+            _check_money(program, value, field)
+        except InvalidRewardError as error:
+            raise InvalidVoucherBatchError(error.detail, field=field) from None
+
+
 @transaction.atomic
 def voucher_batch_create(
     *,
@@ -694,21 +722,15 @@ def voucher_batch_create(
 ) -> VoucherBatch:
     """Generate ``count`` unassigned (campaign) vouchers with the same value and
     conditions. They have no owner and emit no event until used."""
-    if not 1 <= count <= MAX_BATCH:
-        raise InvalidVoucherBatchError(f"Between 1 and {MAX_BATCH} codes per batch.", field="count")
-    if value_kind == Voucher.Value.AMOUNT and not amount:
-        raise InvalidVoucherBatchError("An amount voucher needs an amount > 0.", field="amount")
-    if value_kind == Voucher.Value.PERCENT and not (percent is not None and 0 < percent <= 100):
-        raise InvalidVoucherBatchError("A percent voucher needs a percent in (0, 100].", field="percent")
-    if value_kind == Voucher.Value.FREE_ITEM and not sku:
-        raise InvalidVoucherBatchError("A free item voucher needs its SKU.", field="sku")
-    if value_kind not in Voucher.Value.values:
-        raise InvalidVoucherBatchError(f"Unknown value kind '{value_kind}'.", field="value_kind")
-    for field, value in (("amount", amount), ("min_spend", min_spend)):
-        try:
-            _check_money(program, value, field)
-        except InvalidRewardError as error:
-            raise InvalidVoucherBatchError(error.detail, field=field) from None
+    voucher_batch_check(
+        program=program,
+        count=count,
+        value_kind=value_kind,
+        amount=amount,
+        percent=percent,
+        sku=sku,
+        min_spend=min_spend,
+    )
     locations = _in_program(program, locations, "locations") or []
     batch = VoucherBatch.objects.create(program=program, name=name, count=count, actor_user_id=actor.user_id)
     now = timezone.now()
