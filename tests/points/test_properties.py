@@ -177,7 +177,7 @@ def test_points_ledger_state_machine_keeps_invariants(program):
     run_state_machine_as_test(
         LedgerMachine,
         settings=settings(
-            max_examples=15,
+            max_examples=12,
             stateful_step_count=25,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
