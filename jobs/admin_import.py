@@ -215,7 +215,6 @@ class JobImportMixin:
     import_form_class = JobImportForm
     confirm_form_class = JobConfirmImportForm
     import_template_name = "admin/jobs/import.html"
-    formats = [CsvOrJsonFormat]
     import_formats = [CsvOrJsonFormat]
 
     def program_queryset(self, request):

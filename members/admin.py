@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin
-from import_export.admin import ExportMixin, ImportMixin
+from import_export.admin import ImportExportMixin, ImportMixin
+from import_export.formats import base_formats
 from simple_history.admin import SimpleHistoryAdmin
 
 from jobs.admin_import import JobImportMixin
@@ -129,10 +130,10 @@ class _ProgramImportMixin(JobImportMixin):
 
 
 @admin.register(Member)
-class MemberAdmin(_ProgramImportMixin, ImportMixin, ExportMixin, SimpleHistoryAdmin):
+class MemberAdmin(_ProgramImportMixin, ImportExportMixin, SimpleHistoryAdmin):
     form = MemberForm
     resource_classes = [MemberImportResource, MemberCardImportResource]
-    export_resource_classes = [MemberExportResource]
+    export_formats = [base_formats.CSV, base_formats.JSON]
     list_display = ["number", "first_name", "last_name", "email", "phone", "status", "program", "joined_at"]
     list_filter = ["status", "program", "labels", "joined_at"]
     search_fields = [
@@ -187,6 +188,10 @@ class MemberAdmin(_ProgramImportMixin, ImportMixin, ExportMixin, SimpleHistoryAd
             ),
         ),
     ]
+
+    def get_export_resource_classes(self, request):
+        # Imports are job kinds; the admin's export writes the member columns.
+        return [MemberExportResource]
 
     def get_readonly_fields(self, request, obj=None):
         return [*self.readonly_fields, "program"] if obj else self.readonly_fields

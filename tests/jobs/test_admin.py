@@ -178,3 +178,21 @@ def test_admin_import_page_links_the_kinds_templates(admin_client):
     assert template["Content-Type"].startswith("text/csv")
     assert template.content.decode().splitlines()[0].startswith("number,email,phone,")
     assert admin_client.get(reverse("admin:jobs_job_template", args=["nope"])).status_code == 404
+
+
+def test_admin_member_changelist_offers_import_and_export(admin_client, make_member):
+    make_member(number="1000001", email="ana@example.com")
+    page = admin_client.get(reverse("admin:members_member_changelist"))
+    assert page.status_code == 200
+    assert reverse("admin:members_member_import").encode() in page.content
+    assert reverse("admin:members_member_export").encode() in page.content
+    from members.resources import MemberExportResource
+
+    fields = {f"memberexportresource_{name}": "on" for name in MemberExportResource._meta.fields}
+    export = admin_client.post(
+        reverse("admin:members_member_export"), {"format": "0", "resource": "0", **fields}
+    )
+    assert export.status_code == 200
+    assert export["Content-Type"].startswith("text/csv")
+    assert b"1000001" in export.content
+    assert b"ana@example.com" in export.content
