@@ -61,6 +61,8 @@ class _ReadOnlyAdmin(admin.ModelAdmin):
 
 
 class RewardForm(forms.ModelForm):
+    image_url = forms.URLField(max_length=500, required=False, assume_scheme="https")
+
     class Meta:
         model = Reward
         fields = ["program", "code", *services.REWARD_FIELDS, *_RELATIONS]
@@ -179,6 +181,8 @@ class RewardAdmin(_ProgramImportMixin, ImportMixin, ExportMixin, SimpleHistoryAd
             for row in formset.cleaned_data:
                 if row and not row.get("DELETE"):
                     costs[row["currency"]] = row["points"]
+            # The service wrote the costs; the admin's change message reads these.
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         relations = {name: list(data[name]) for name in _RELATIONS}
         fields = {name: data[name] for name in services.REWARD_FIELDS if name in data}
         actor = Actor.for_user(request.user)
