@@ -263,3 +263,25 @@ def test_demo_load_is_idempotent(program, member):
         "gold",
     }
     assert Decimal(Reward.objects.get(code="voucher-5").voucher_amount) == Decimal("5")
+
+
+def test_rewards_admin_pages_render(client, staff, member, make_reward, earn):
+    earn(member, 1000)
+    reward = make_reward()
+    services.reward_redeem(member=member, reward=reward, actor=SYSTEM)
+    staff()
+    for model in (
+        "reward",
+        "redemption",
+        "voucher",
+        "shipment",
+        "voucherbatch",
+        "paywithpointsrule",
+        "pricingexception",
+    ):
+        assert client.get(f"/admin/rewards/{model}/").status_code == 200, model
+    assert client.get(f"/admin/rewards/reward/{reward.pk}/change/").status_code == 200
+    assert client.get(f"/admin/rewards/reward/{reward.pk}/history/").status_code == 200
+    assert client.get("/admin/rewards/voucherbatch/add/").status_code == 200
+    code = codes.format_code(Voucher.objects.get().code).lower()
+    assert code.upper()[:4] in client.get(f"/admin/rewards/voucher/?q={code}").content.decode()
