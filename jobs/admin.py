@@ -155,7 +155,7 @@ class JobAdmin(admin.ModelAdmin):
 
     def file_view(self, request, job_id: int):
         job = self._job(request, job_id)
-        if not job.result_file:
+        if not job.result_file or not files.path_of(job.result_file).is_file():
             raise Http404("No file for this job.")
         return FileResponse(
             open(files.path_of(job.result_file), "rb"),

@@ -279,9 +279,12 @@ class JobFileApi(_CsvDownloadMixin, ApiView):
             )
         if not job.result_file:
             raise JobFileMissingError(f"Job {job.pk} {job.status} without a file.")
+        path = files.path_of(job.result_file)
+        if not path.is_file():
+            raise JobFileMissingError(f"Job {job.pk}'s file is no longer on the server.")
         content_type = "text/csv; charset=utf-8" if job.result_format == files.CSV else "application/json"
         return FileResponse(
-            open(files.path_of(job.result_file), "rb"),
+            open(path, "rb"),
             as_attachment=True,
             filename=f"{job.kind}-export-{job.pk}.{job.result_format}",
             content_type=content_type,

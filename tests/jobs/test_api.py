@@ -301,3 +301,15 @@ def test_export_api_errors(api, make_api, start_import, system_actor):
     an_import = start_import("members", csv_bytes(MEMBERS))
     assert api.get(f"/api/v1/jobs/{an_import.pk}/file").json()["code"] == "job_file_missing"
     assert api.get(f"/api/v1/jobs/{queued.pk}/report").json()["code"] == "job_file_missing"
+
+
+def test_export_api_file_deleted_from_disk_is_404(api, make_member, run_on_commit):
+    from jobs import files
+
+    make_member(number="1000001")
+    response = run_on_commit(lambda: api.post("/api/v1/exports/members", {}, format="json"))
+    job = Job.objects.get(pk=response.json()["id"])
+    files.path_of(job.result_file).unlink()
+    missing = api.get(f"/api/v1/jobs/{job.pk}/file")
+    assert missing.status_code == 404
+    assert missing.json()["code"] == "job_file_missing"
