@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import date
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from members import services as member_services
 from tests.tiers.conftest import SYSTEM, paris
@@ -15,6 +16,7 @@ from tiers import rules, selectors, services
 from tiers.errors import EvaluationRunningError, TierAssignmentError
 from tiers.models import MemberTier, TierChange, TierEvaluation
 from webhooks.models import Event
+from webhooks.services import event_record
 
 pytestmark = pytest.mark.django_db
 
@@ -352,3 +354,95 @@ def test_tiers_evaluate_leaves_a_member_changed_while_the_batch_ran_alone(
     state = state_of(silver_member)
     assert (state.tier.code, state.grace_until) == ("gold", None)
     assert reasons(silver_member) == ["upgrade", "manual"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_purchase_during_the_evaluation_wins_without_deadlock(make_program, make_member, clock):
+    """A purchase that re-qualifies a member in grace, holding the member's tier row and
+    event counter (as the points code does: activity first, its own event after), while
+    the evaluation decided to move the member down: the evaluation waits, re-reads the
+    row under lock and leaves the member alone; nothing deadlocks."""
+    program = make_program("clash")
+    services.tier_create(program=program, code="bronze", name="Bronze", rank=1, actor=SYSTEM)
+    services.tier_create(
+        program=program,
+        code="silver",
+        name="Silver",
+        rank=2,
+        qualify_spend=Decimal("500"),
+        grace_months=3,
+        actor=SYSTEM,
+    )
+    clock(paris(date(2025, 1, 10), 9))
+    member = make_member(target_program=program)
+    services.activity_record(
+        member=member,
+        occurred_at=paris(date(2025, 1, 10)),
+        source="purchase",
+        reference="old",
+        spend=Decimal("600.00"),
+        actor=SYSTEM,
+    )
+    clock(paris(date(2026, 1, 11), 3))
+    services.tiers_evaluate(program=program, actor=SYSTEM)
+    assert MemberTier.objects.get(member=member).grace_until == date(2026, 4, 11)
+    clock(paris(date(2026, 4, 11), 3))  # grace ends today: the evaluation will move down
+
+    errors: list[BaseException] = []
+    results = {}
+
+    def purchase() -> None:
+        try:
+            with transaction.atomic():
+                results["purchase"] = services.activity_record(
+                    member=member,
+                    occurred_at=paris(date(2026, 4, 11), 2),
+                    source="purchase",
+                    reference="new",
+                    spend=Decimal("500.00"),
+                    actor=SYSTEM,
+                )
+                wait_for_lock_waiter()
+                event_record(program_id=program.pk, member_id=member.pk, type="member.updated", data={})
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    def evaluation() -> None:
+        try:
+            started.wait(10)
+            results["run"] = services.tiers_evaluate(program=program, actor=SYSTEM)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    started = threading.Event()
+
+    def wait_for_lock_waiter() -> None:
+        started.set()
+        with connection.cursor() as cursor:
+            for _ in range(200):
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'"
+                )
+                if cursor.fetchone()[0]:
+                    return
+                # pg_stat_activity is a snapshot kept for the transaction: drop it.
+                cursor.execute("SELECT pg_stat_clear_snapshot()")
+                time.sleep(0.05)
+        raise AssertionError("the evaluation never waited for the purchase's lock")
+
+    threads = [threading.Thread(target=purchase), threading.Thread(target=evaluation)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert errors == []
+    assert results["purchase"].change.reason == "grace_ended"
+    assert (results["run"].skipped, results["run"].downgrades) == (1, 0)
+    state = MemberTier.objects.select_related("tier").get(member=member)
+    assert (state.tier.code, state.grace_until) == ("silver", None)
