@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +30,7 @@ from programs import services as program_services  # noqa: E402
 
 ACTOR = Actor.system("bench")
 STARTING_POINTS = 1_000_000
+SEQUENTIAL_EARNS = 200
 
 
 def _count_queries(client: Client, url: str, body: dict) -> int:
@@ -60,6 +62,13 @@ def main() -> None:
     client = Client(HTTP_X_API_KEY=key, HTTP_HOST="127.0.0.1")
     earn_queries = _count_queries(client, f"/api/v1/members/{member_ids[0]}/points/earn", {"amount": 1})
     redeem_queries = _count_queries(client, f"/api/v1/members/{member_ids[0]}/points/redeem", {"amount": 1})
+    # One request at a time, in this process: the app's own CPU time per earn (the
+    # database's is not included) and the wall time, without any concurrency.
+    url = f"/api/v1/members/{member_ids[-1]}/points/earn"
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(SEQUENTIAL_EARNS):
+        client.post(url, {"amount": 1}, content_type="application/json")
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     print(
         json.dumps(
             {
@@ -67,6 +76,8 @@ def main() -> None:
                 "member_ids": member_ids,
                 "queries_per_earn": earn_queries,
                 "queries_per_redeem": redeem_queries,
+                "sequential_earn_ms": round(wall / SEQUENTIAL_EARNS * 1000, 2),
+                "app_cpu_ms_per_earn": round(cpu / SEQUENTIAL_EARNS * 1000, 2),
             }
         )
     )

@@ -277,6 +277,10 @@ def main() -> int:
             raise RuntimeError(f"Loading the bench data failed:\n{setup.stderr[-5000:]}")
         data = json.loads(setup.stdout.strip().splitlines()[-1])
         results["queries"] = {"earn": data["queries_per_earn"], "redeem": data["queries_per_redeem"]}
+        results["sequential_earn"] = {
+            "wall_ms": data["sequential_earn_ms"],
+            "app_cpu_ms": data["app_cpu_ms_per_earn"],
+        }
         port = _free_port()
         base_url = f"http://127.0.0.1:{port}"
         server = subprocess.Popen(
@@ -374,6 +378,10 @@ def main() -> int:
         f"{'met' if results['goal']['met'] else 'NOT met'}"
     )
     print(f"Queries per request: earn {results['queries']['earn']}, redeem {results['queries']['redeem']}")
+    print(
+        f"One earn at a time (in-process): {results['sequential_earn']['wall_ms']} ms wall, "
+        f"{results['sequential_earn']['app_cpu_ms']} ms of application CPU"
+    )
     print(f"Ledger after the run: {'consistent' if results.get('ledger_consistent') else 'DIFFERENCES'}")
     load = results["machine"]
     print(
