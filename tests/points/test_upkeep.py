@@ -194,3 +194,10 @@ def test_points_expire_inactivity_finds_accounts_after_short_months(member, make
     # Two months after 1 Jan end with 1 Mar (59 days) in Paris: due on 2 Mar, not before.
     assert upkeep.expiry_due_accounts(at=datetime(2026, 3, 1, 22, 59, tzinfo=UTC)) == []
     assert upkeep.expiry_due_accounts(at=datetime(2026, 3, 1, 23, 0, tzinfo=UTC)) == [account.pk]
+
+
+def test_points_expire_command_accepts_an_instant(member, miles, earn):
+    earn(member, 10, currency=miles, occurred_at=timezone.now() - timedelta(days=40))
+    assert "10 points expired" in _run("points_expire", "--at", "2099-01-01T00:00:00")
+    with pytest.raises(CommandError):
+        _run("points_expire", "--program", "nope")

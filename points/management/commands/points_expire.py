@@ -1,4 +1,4 @@
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
@@ -38,7 +38,7 @@ class Command(BaseCommand):
                 raise CommandError(f"No program '{options['program']}'.")
         at = options["at"]
         if at is not None and timezone.is_naive(at):
-            at = timezone.make_aware(at, timezone.utc)
+            at = timezone.make_aware(at, UTC)
         summary = upkeep.points_expire(
             actor=Actor.system("command:points_expire"),
             at=at,
