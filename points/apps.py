@@ -14,3 +14,4 @@ class PointsConfig(AppConfig):
         events.register()
         program_hooks.program_created.register(services.program_default_currency)
         member_hooks.profile_sections.register(selectors.profile_balances)
+        member_hooks.export_sections.register(selectors.export_section)

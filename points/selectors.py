@@ -255,3 +255,30 @@ def currency_liability(*, currency: Currency) -> dict[str, Any]:
         "money_currency": money,
         "money_value": currency.money_value(outstanding, money),
     }
+
+
+def export_section(*, member: Member) -> tuple[str, dict[str, Any]]:
+    """The ``members.hooks.export_sections`` receiver (GDPR right of access): the member's
+    balances, every transaction that moved their points, and their holds."""
+    from .serializers import transaction_data
+
+    transactions = member_transactions(member=member).order_by("id")
+    holds = Hold.objects.filter(member=member).select_related("account__currency").order_by("id")
+    return "points", {
+        "balances": [balance.as_dict() for balance in member_balances(members=[member])[member.pk]],
+        "transactions": [transaction_data(txn, member.pk) for txn in transactions],
+        "holds": [
+            {
+                "id": hold.pk,
+                "currency": hold.account.currency.code,
+                "amount": hold.amount,
+                "captured_amount": hold.captured_amount,
+                "state": hold.state,
+                "reference": hold.reference,
+                "created_at": hold.created_at,
+                "expires_at": hold.expires_at,
+                "closed_at": hold.closed_at,
+            }
+            for hold in holds
+        ],
+    }

@@ -387,3 +387,19 @@ def test_member_lookup_includes_balances_section(api, member, make_member):
     assert len(one.captured_queries) == len(six.captured_queries) <= 3
     assert data[member.pk][0]["available"] == 70
     assert member_profiles([*members, member])[members[0].pk]["balances"][0]["available"] == 5
+
+
+def test_gdpr_export_includes_points_section(member, make_member, earn):
+    from members.selectors import member_export
+    from points import services
+
+    earn(member, 100, reference="R-9")
+    other = make_member()
+    services.points_transfer(member=member, to_member=other, amount=30, actor=SYSTEM)
+    services.hold_create(member=member, amount=10, actor=SYSTEM)
+    exported = member_export(member=other)["points"]
+    assert exported["balances"][0]["available"] == 30
+    assert [(t["kind"], t["signed_amount"]) for t in exported["transactions"]] == [("transfer", 30)]
+    mine = member_export(member=member)["points"]
+    assert [t["kind"] for t in mine["transactions"]] == ["earn", "transfer", "hold"]
+    assert mine["holds"][0]["amount"] == 10
