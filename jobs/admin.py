@@ -16,18 +16,13 @@ from .models import Job
 class JobAdmin(admin.ModelAdmin):
     list_display = [
         "id",
-        "operation",
-        "kind",
+        "what",
         "program_id",
         "status",
         "progress",
-        "created_count",
-        "updated_count",
-        "unchanged_count",
-        "failed_count",
+        "counts",
         "started_by_label",
         "created_at",
-        "finished_at",
     ]
     list_filter = ["status", "operation", "kind", "dry_run", "mode"]
     search_fields = ["=id", "input_name", "started_by_label"]
@@ -85,6 +80,14 @@ class JobAdmin(admin.ModelAdmin):
         if job.total_rows is None:
             return f"{job.processed_rows} rows"
         return f"{job.processed_rows} / {job.total_rows} ({job.percent}%)"
+
+    @admin.display(description="Job", ordering="kind")
+    def what(self, job: Job) -> str:
+        return f"{job.get_operation_display()} {job.kind}{' (dry run)' if job.dry_run else ''}"
+
+    @admin.display(description="Counts")
+    def counts(self, job: Job) -> str:
+        return ", ".join(f"{value} {name}" for name, value in job.counts.items())
 
     @admin.display(description="Downloads")
     def downloads(self, job: Job) -> str:

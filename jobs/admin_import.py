@@ -173,6 +173,7 @@ class JobKindResource(resources.Resource):
             row_result.import_type = _IMPORT_TYPES[outcome.outcome]
             row_result.diff = [values.get(column, "") for column in result.diff_headers]
             result.append_row_result(row_result)
+            result.increment_row_result_total(row_result)
             result.job_preview_rows.append(
                 {
                     "row": outcome.row,
@@ -223,7 +224,7 @@ class JobImportMixin:
     def get_import_context_data(self, **kwargs):
         context = super().get_import_context_data(**kwargs)
         context["job_templates"] = [
-            (resource.get_display_name(), reverse("admin:jobs_job_template", args=[resource.kind]))
+            (f"{resource.kind}-template.csv", reverse("admin:jobs_job_template", args=[resource.kind]))
             for resource in self.resource_classes
         ]
         return context
