@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Sum
 
 from members.models import Member
@@ -157,6 +157,11 @@ def post(posting: Posting) -> None:
     total = sum(entry.amount for entry in posting.entries)
     if total != 0 or len(posting.entries) < 2:
         raise AssertionError(f"Unbalanced posting for {posting.txn}: {total} over {len(posting.entries)}")
+    for account in posting.accounts.values():
+        account.updated_at = posting.txn.recorded_at
+    if connection.vendor == "postgresql" and all(m.lot.pk is not None for m in posting.movements):
+        _post_in_one_statement(posting)
+        return
     Entry.objects.bulk_create(posting.entries)
     if posting.new_lots:
         Lot.objects.bulk_create(posting.new_lots)
@@ -167,7 +172,89 @@ def post(posting: Posting) -> None:
             movement.lot_id = movement.lot.pk
         LotMovement.objects.bulk_create(posting.movements)
     for account in sorted(posting.accounts.values(), key=lambda a: a.pk):
-        account.save(update_fields=["available", "pending", "held", "lifetime_earned", "last_activity_at"])
+        account.save(update_fields=[*_ACCOUNT_FIELDS, "updated_at"])
+
+
+_ACCOUNT_FIELDS = ("available", "pending", "held", "lifetime_earned", "last_activity_at")
+
+# Every write of a posting in one round trip (the hot path of each earn and redemption).
+# Data-modifying CTEs all run, once, whether or not the final SELECT reads them; empty
+# arrays simply insert or update nothing. The constraints and triggers apply as usual.
+_POST_SQL = """
+WITH
+  entries AS (
+    INSERT INTO points_entry (transaction_id, account_id, bucket, amount)
+    SELECT %(txn)s, x.account_id, x.bucket, x.amount
+    FROM unnest(%(e_account)s::bigint[], %(e_bucket)s::varchar[], %(e_amount)s::bigint[])
+      AS x(account_id, bucket, amount)
+  ),
+  new_lots AS (
+    INSERT INTO points_lot
+      (account_id, source_id, amount, remaining, earned_at, expires_at, is_pending, available_at)
+    SELECT x.account_id, %(txn)s, x.amount, x.remaining, x.earned_at, x.expires_at, x.is_pending,
+      x.available_at
+    FROM unnest(%(n_account)s::bigint[], %(n_amount)s::bigint[], %(n_remaining)s::bigint[],
+      %(n_earned)s::timestamptz[], %(n_expires)s::timestamptz[], %(n_pending)s::boolean[],
+      %(n_available)s::timestamptz[])
+      AS x(account_id, amount, remaining, earned_at, expires_at, is_pending, available_at)
+  ),
+  changed_lots AS (
+    UPDATE points_lot AS lot SET remaining = x.remaining, is_pending = x.is_pending
+    FROM unnest(%(c_id)s::bigint[], %(c_remaining)s::bigint[], %(c_pending)s::boolean[])
+      AS x(id, remaining, is_pending)
+    WHERE lot.id = x.id
+  ),
+  movements AS (
+    INSERT INTO points_lotmovement (lot_id, transaction_id, amount)
+    SELECT x.lot_id, %(txn)s, x.amount
+    FROM unnest(%(m_lot)s::bigint[], %(m_amount)s::bigint[]) AS x(lot_id, amount)
+  ),
+  accounts AS (
+    UPDATE points_account AS account SET available = x.available, pending = x.pending,
+      held = x.held, lifetime_earned = x.lifetime_earned, last_activity_at = x.last_activity_at,
+      updated_at = x.updated_at
+    FROM unnest(%(a_id)s::bigint[], %(a_available)s::bigint[], %(a_pending)s::bigint[],
+      %(a_held)s::bigint[], %(a_lifetime)s::bigint[], %(a_activity)s::timestamptz[],
+      %(a_updated)s::timestamptz[])
+      AS x(id, available, pending, held, lifetime_earned, last_activity_at, updated_at)
+    WHERE account.id = x.id
+  )
+SELECT 1
+"""
+
+
+def _post_in_one_statement(posting: Posting) -> None:
+    """The PostgreSQL path of ``post``. New lots get no id back: nothing after the posting
+    refers to them (a movement on a new lot takes the ORM path instead)."""
+    accounts = sorted(posting.accounts.values(), key=lambda a: a.pk)
+    changed = list(posting.changed_lots.values())
+    params = {
+        "txn": posting.txn.pk,
+        "e_account": [e.account_id for e in posting.entries],
+        "e_bucket": [e.bucket for e in posting.entries],
+        "e_amount": [e.amount for e in posting.entries],
+        "n_account": [lot.account_id for lot in posting.new_lots],
+        "n_amount": [lot.amount for lot in posting.new_lots],
+        "n_remaining": [lot.remaining for lot in posting.new_lots],
+        "n_earned": [lot.earned_at for lot in posting.new_lots],
+        "n_expires": [lot.expires_at for lot in posting.new_lots],
+        "n_pending": [lot.is_pending for lot in posting.new_lots],
+        "n_available": [lot.available_at for lot in posting.new_lots],
+        "c_id": [lot.pk for lot in changed],
+        "c_remaining": [lot.remaining for lot in changed],
+        "c_pending": [lot.is_pending for lot in changed],
+        "m_lot": [m.lot.pk for m in posting.movements],
+        "m_amount": [m.amount for m in posting.movements],
+        "a_id": [a.pk for a in accounts],
+        "a_available": [a.available for a in accounts],
+        "a_pending": [a.pending for a in accounts],
+        "a_held": [a.held for a in accounts],
+        "a_lifetime": [a.lifetime_earned for a in accounts],
+        "a_activity": [a.last_activity_at for a in accounts],
+        "a_updated": [a.updated_at for a in accounts],
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_POST_SQL, params)
 
 
 # --- Lots ------------------------------------------------------------------------------
