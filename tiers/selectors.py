@@ -65,7 +65,7 @@ def tier_settings_get(*, program: Program) -> TierSettings:
     return TierSettings.objects.filter(program=program).first() or TierSettings(program=program)
 
 
-def adjustments_qualify(program_id: int) -> bool:
+def adjustments_qualify(*, program_id: int) -> bool:
     """Whether the program counts manual points adjustments as qualifying activity."""
     return bool(
         TierSettings.objects.filter(program_id=program_id)
@@ -293,7 +293,7 @@ def member_tier_progress(*, member: Member) -> TierProgress:
         on=today,
         live=True,
         tz=program.tz,
-        adjustments_qualify=adjustments_qualify(program.pk),
+        adjustments_qualify=adjustments_qualify(program_id=program.pk),
     ).get(member.pk, {})
     joined_on = member.joined_at.astimezone(program.tz).date()
     current_rule = ladder.by_id[current.pk]

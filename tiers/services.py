@@ -520,7 +520,7 @@ def _upgrade_if_qualified(state: MemberTier, program: Program, actor: Actor) -> 
         on=today,
         live=True,
         tz=program.tz,
-        adjustments_qualify=adjustments_qualify(program.pk),
+        adjustments_qualify=adjustments_qualify(program_id=program.pk),
     )
     decision = rules.decide(ladder, _snapshot(state), metrics.get(state.member_id, {}), on=today, live=True)
     if decision is None:
@@ -666,7 +666,7 @@ def _evaluate(run, program, actor, on, batch_size, on_start, on_batch) -> None:
             on_start(0)
         return
     ladder = rules.Ladder.of(tiers.values())
-    counts_adjustments = adjustments_qualify(program.pk)
+    counts_adjustments = adjustments_qualify(program_id=program.pk)
     run.assigned = member_tiers_fill_missing(program=program, actor=actor)
     states = MemberTier.objects.filter(program=program)
     if on_start:

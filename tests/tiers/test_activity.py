@@ -197,3 +197,25 @@ def test_activity_record_concurrent_crossings_upgrade_once(make_program, make_me
     assert TierActivity.objects.filter(member=racer).count() == 4
     assert list(TierChange.objects.filter(member=racer).values_list("reason", flat=True)) == ["upgrade"]
     assert Event.objects.filter(type="tier.changed", member_id=racer.pk).count() == 1
+
+
+def test_members_benefits_reads_a_list_in_two_queries(
+    ladder, make_member, record, django_assert_max_num_queries
+):
+    gold, plain = make_member(), make_member()
+    record(gold, date.today(), spend="1000.00")
+    MemberTier.objects.filter(member=plain).delete()  # not assigned yet: the default applies
+    with django_assert_max_num_queries(2):
+        benefits = selectors.members_benefits(members=[gold, plain])
+    assert (benefits[gold.pk].tier_code, benefits[gold.pk].earn_multiplier) == ("gold", Decimal("1.500"))
+    assert (benefits[plain.pk].tier_code, benefits[plain.pk].earn_multiplier) == ("bronze", Decimal("1.000"))
+
+
+def test_tier_benefits_allow_rewards_by_eligibility_and_tags(ladder, member, record):
+    bronze = selectors.member_benefits(member=member)
+    assert bronze.allows_reward() and not bronze.allows_reward(["gold-lounge"])
+    record(member, date.today(), spend="1000.00")
+    gold = selectors.member_benefits(member=member)
+    assert gold.allows_reward(["gold-lounge", "platinum-lounge"])
+    services.tier_update(tier=ladder["gold"], rewards_eligible=False, actor=SYSTEM)
+    assert not selectors.member_benefits(member=member).allows_reward()
