@@ -391,7 +391,8 @@ def reward_redeem(
 ) -> RedemptionResult:
     """Redeem ``reward`` for ``member`` in one transaction: debit the points, take a unit
     of stock and issue the voucher (or record the shipment, or convert the points). Any
-    refusal leaves nothing done. A ``reference`` seen before returns the original
+    refusal leaves nothing done. The unit of stock is taken last (a conditional UPDATE),
+    to hold the reward row's lock as briefly as possible. A ``reference`` seen before returns the original
     redemption (``created=False``)."""
     if reward.program_id != member.program_id:
         raise InvalidInputError("The reward is not in the member's program.", field="reward")
@@ -420,10 +421,6 @@ def reward_redeem(
         metadata={"reward": annotated.code},
         actor=actor,
     )
-    if annotated.stock is not None:
-        taken = Reward.objects.filter(pk=annotated.pk, stock__gt=0).update(stock=F("stock") - 1)
-        if not taken:
-            raise OutOfStockError(f"Reward '{annotated.code}' is out of stock.")
     try:
         with transaction.atomic():
             redemption = Redemption.objects.create(
@@ -463,6 +460,12 @@ def reward_redeem(
     if voucher is not None:
         emitted.append(("voucher.issued", {"voucher": events.voucher_payload(voucher)}))
     events.emit(member.program_id, member.pk, emitted)
+    if annotated.stock is not None:
+        # Last, so that the reward row (every redeemer's hot spot) stays locked only until
+        # the commit; no unit left: the whole redemption rolls back.
+        taken = Reward.objects.filter(pk=annotated.pk, stock__gt=0).update(stock=F("stock") - 1)
+        if not taken:
+            raise OutOfStockError(f"Reward '{annotated.code}' is out of stock.")
     return RedemptionResult(redemption, balance)
 
 
