@@ -71,7 +71,7 @@ def cases(draw):
     return ladder, layout, row, state
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(cases())
 def test_screen_passes_every_member_decide_would_change(case):
     ladder, layout, row, state = case
@@ -80,7 +80,7 @@ def test_screen_passes_every_member_decide_would_change(case):
         assert rules.Screen(ladder, layout)(state.tier_id, row, state.grace_until)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(cases())
 def test_decide_never_moves_a_member_down_live(case):
     ladder, layout, row, state = case
@@ -90,7 +90,7 @@ def test_decide_never_moves_a_member_down_live(case):
         assert ladder.by_id[decision.to_tier_id].rank >= ladder.by_id[state.tier_id].rank
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(cases())
 def test_decide_never_goes_below_a_lifetime_tier(case):
     ladder, layout, row, state = case
