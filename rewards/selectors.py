@@ -231,8 +231,14 @@ def reward_reasons(reward: Reward, ctx: MemberContext) -> list[str]:
 
 
 def reward_for_member(*, reward: Reward, ctx: MemberContext) -> Reward:
-    """One reward, annotated for the member (the redeem service's check)."""
-    return member_catalog(member=ctx.member, ctx=ctx, include_unavailable=True).get(pk=reward.pk)
+    """One reward, annotated for the member, with its costs and locations (what the redeem
+    service needs, nothing more: it is on the hot path)."""
+    queryset = Reward.objects.filter(pk=reward.pk).select_related("program", "target_currency")
+    queryset = queryset.prefetch_related(
+        Prefetch("costs", queryset=RewardCost.objects.select_related("currency").order_by("currency__code")),
+        "locations",
+    )
+    return _annotate_for_member(queryset, ctx).get()
 
 
 # --- Redemptions ------------------------------------------------------------------------------

@@ -359,7 +359,10 @@ def _issue_voucher(reward: Reward, redemption: Redemption, now: datetime) -> Vou
             issued_at=now,
         )
     )
-    voucher.locations.set(reward.locations.all())
+    locations = list(reward.locations.all())
+    if locations:
+        voucher.locations.add(*locations)
+    voucher.location_codes = sorted(location.code for location in locations)
     return voucher
 
 
@@ -421,20 +424,22 @@ def reward_redeem(
         metadata={"reward": annotated.code},
         actor=actor,
     )
+    redemption = Redemption(
+        program_id=member.program_id,
+        reward=annotated,
+        member=member,
+        currency=cost.currency,
+        points=cost.points,
+        reference=reference or "",
+        location=location,
+        points_transaction=paid.transaction,
+        redeemed_at=now,
+        **actor.as_fields(),
+    )
     try:
-        with transaction.atomic():
-            redemption = Redemption.objects.create(
-                program_id=member.program_id,
-                reward=annotated,
-                member=member,
-                currency=cost.currency,
-                points=cost.points,
-                reference=reference or "",
-                location=location,
-                points_transaction=paid.transaction,
-                redeemed_at=now,
-                **actor.as_fields(),
-            )
+        # Only a reference can clash (another member's concurrent request with it).
+        with transaction.atomic(savepoint=bool(reference)):
+            redemption.save()
     except IntegrityError:
         raise DuplicateRedemptionReferenceError(
             f"Reference '{reference}' was used for another redemption."
@@ -458,7 +463,9 @@ def reward_redeem(
         redemption.save(update_fields=["conversion_transaction"])
     emitted = [("reward.redeemed", {"redemption": events.redemption_payload(redemption, voucher)})]
     if voucher is not None:
-        emitted.append(("voucher.issued", {"voucher": events.voucher_payload(voucher)}))
+        emitted.append(
+            ("voucher.issued", {"voucher": events.voucher_payload(voucher, voucher.location_codes)})
+        )
     events.emit(member.program_id, member.pk, emitted)
     if annotated.stock is not None:
         # Last, so that the reward row (every redeemer's hot spot) stays locked only until

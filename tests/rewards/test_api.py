@@ -231,3 +231,16 @@ def test_redemption_cancel_api(rewards_api, make_api, member, make_reward, earn,
     assert rewards_api.get(f"/api/v1/redemptions/{redemption_id}").json()["voucher"]["status"] == "cancelled"
     vouchers = rewards_api.get(f"/api/v1/members/{member.pk}/vouchers?status=cancelled").json()["results"]
     assert len(vouchers) == 1 and Voucher.objects.get().status == "cancelled"
+
+
+def test_member_rewards_member_without_points_or_eligible_tier(rewards_api, member, make_reward, program):
+    from tiers import services as tier_services
+
+    tier_services.tier_create(
+        program=program, code="basic", name="Basic", rank=1, rewards_eligible=False, actor=SYSTEM
+    )
+    make_reward("a")
+    url = f"/api/v1/members/{member.pk}/rewards"
+    assert rewards_api.get(url).json()["results"] == []
+    body = rewards_api.get(url + "?include_unavailable=1").json()["results"]
+    assert body[0]["reasons"] == ["not_eligible_tier", "insufficient_points"]
