@@ -185,3 +185,8 @@ class MemberProfileSerializer(serializers.Serializer):
     joined_at = serializers.DateTimeField()
     labels = serializers.ListField(child=serializers.CharField())
     card = LookupCardSerializer(required=False, allow_null=True)
+    # Sections added by higher apps through members.hooks.profile_sections.
+    tier = serializers.DictField(required=False, allow_null=True, help_text="Current tier (tiers app).")
+    balances = serializers.ListField(
+        child=serializers.DictField(), required=False, help_text="Points balances per currency (points app)."
+    )
