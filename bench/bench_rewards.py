@@ -2,8 +2,8 @@
 (with availability reasons) against the plain catalog, in the same run.
 
 Data (in its own database ``loyalty_bench_rewards`` on the server of DATABASE_URL, dropped
-and created afresh each run), made through the services: one program, BENCH_REWARD_MEMBERS
-members (default 2,000) with 10,000 points each, a voucher reward with stock (every
+and created afresh each run), made through the services: one program, twice
+BENCH_REWARD_MEMBERS members (default 1,000; half for the baseline) with 10,000 points each, a voucher reward with stock (every
 redemption takes a unit of the same row: the hot spot), and BENCH_CATALOG rewards (default
 1,000) with tiers, labels, limits and stock for the catalog read.
 
@@ -32,7 +32,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
-MEMBERS = int(os.environ.get("BENCH_REWARD_MEMBERS", "2000"))
+MEMBERS = int(os.environ.get("BENCH_REWARD_MEMBERS", "1000"))
 CATALOG = int(os.environ.get("BENCH_CATALOG", "1000"))
 THREADS = int(os.environ.get("BENCH_THREADS", "8"))
 DB_NAME = "loyalty_bench_rewards"
