@@ -3,9 +3,10 @@
 
 Data (in its own database ``loyalty_bench_rewards`` on the server of DATABASE_URL, dropped
 and created afresh each run), made through the services: one program, twice
-BENCH_REWARD_MEMBERS members (default 1,000; half for the baseline) with 10,000 points each, a voucher reward with stock (every
-redemption takes a unit of the same row: the hot spot), and BENCH_CATALOG rewards (default
-1,000) with tiers, labels, limits and stock for the catalog read.
+BENCH_REWARD_MEMBERS members (default 1,000 each for the baseline and the measured run)
+with 10,000 points each, a voucher reward with stock (every redemption takes a unit of the
+same row: the hot spot), and BENCH_CATALOG rewards (default 1,000) with tiers, labels,
+limits and stock for the catalog read.
 
 Measured:
 1. ``rewards.services.reward_redeem`` on BENCH_THREADS threads (default 8), each member
