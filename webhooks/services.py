@@ -29,7 +29,7 @@ from .errors import (
     EndpointLimitReachedError,
     UnknownEventTypeError,
 )
-from .models import Delivery, Event, EventDispatch, MemberEventCounter, WebhookEndpoint
+from .models import Delivery, Event, EventDispatch, MemberEventCounter, WebhookEndpoint, new_event_id
 from .urlsafety import check_url
 
 logger = logging.getLogger(__name__)
@@ -99,17 +99,30 @@ def _enqueue_dispatch(event_ids: list[int]) -> None:
 def event_record_many(*, events: Iterable[EventInput | Mapping[str, Any]]) -> list[Event]:
     """Write many events in the caller's transaction with a fixed number of queries
     (bulk imports: one call per chunk). Per-member sequence numbers are given in the order
-    of ``events``."""
+    of ``events``.
+
+    On PostgreSQL it is one statement whatever the number of events: the columns travel as
+    arrays (``unnest``), so neither the query text nor the parameter count grows with the
+    batch. Elsewhere (SQLite, the demo database) it is three bulk statements."""
     inputs = [event if isinstance(event, EventInput) else EventInput(**event) for event in events]
     if not inputs:
         return []
     for event in inputs:
         if catalog.get(event.type) is None:
             raise ValueError(f"Event type '{event.type}' is not in the catalog (webhooks.catalog.register).")
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        created = _insert_events_postgresql(inputs, now)
+    else:
+        created = _insert_events_portable(inputs, now)
+    transaction.on_commit(partial(_enqueue_dispatch, [event.pk for event in created]), robust=True)
+    return created
+
+
+def _insert_events_portable(inputs: list[EventInput], now: datetime) -> list[Event]:
     counts = Counter(event.member_id for event in inputs if event.member_id is not None)
     last = _allocate_member_sequences(counts) if counts else {}
     next_sequence = {member_id: last[member_id] - count + 1 for member_id, count in counts.items()}
-    now = timezone.now()
     rows = []
     for event in inputs:
         sequence = None
@@ -130,7 +143,101 @@ def event_record_many(*, events: Iterable[EventInput | Mapping[str, Any]]) -> li
         )
     created = Event.objects.bulk_create(rows)
     EventDispatch.objects.bulk_create([EventDispatch(event=event, created_at=now) for event in created])
-    transaction.on_commit(partial(_enqueue_dispatch, [event.pk for event in created]), robust=True)
+    return created
+
+
+def _insert_events_sql() -> str:
+    """The PostgreSQL statement of ``event_record_many``: reserve the members' sequence
+    numbers, insert the events numbered from them, insert their dispatch rows.
+
+    The counters are upserted in member id order (two bulk writers lock them in the same
+    order, so they queue instead of deadlocking) and stay locked until the caller commits:
+    numbers follow commit order and a rolled-back batch gives its numbers back. An event's
+    number is its member's new last number minus ``back``, how many of that member's
+    events come after it in the batch; events get their ids in input order."""
+    counter = MemberEventCounter._meta.db_table
+    event = Event._meta.db_table
+    dispatch = EventDispatch._meta.db_table
+    return f"""
+        WITH counters AS (
+            INSERT INTO {counter} AS c (member_id, last_sequence)
+            SELECT member_id, n FROM unnest(%(counter_members)s::bigint[], %(counter_counts)s::bigint[])
+                AS t(member_id, n)
+            ORDER BY member_id
+            ON CONFLICT (member_id) DO UPDATE SET last_sequence = c.last_sequence + excluded.last_sequence
+            RETURNING member_id, last_sequence
+        ), input AS (
+            SELECT * FROM unnest(
+                %(event_ids)s::text[], %(types)s::text[], %(program_ids)s::bigint[],
+                %(member_ids)s::bigint[], %(backs)s::bigint[], %(versions)s::smallint[],
+                %(occurred)s::timestamptz[], %(data)s::text[]
+            ) WITH ORDINALITY
+                AS t(event_id, type, program_id, member_id, back, version, occurred_at, data, position)
+        ), inserted AS (
+            INSERT INTO {event}
+                (event_id, type, program_id, member_id, member_sequence, schema_version,
+                 occurred_at, recorded_at, data)
+            SELECT i.event_id, i.type, i.program_id, i.member_id, c.last_sequence - i.back, i.version,
+                   i.occurred_at, %(now)s, i.data::jsonb
+            FROM input i LEFT JOIN counters c ON c.member_id = i.member_id
+            ORDER BY i.position
+            RETURNING id, event_id, member_sequence, txid
+        ), dispatched AS (
+            INSERT INTO {dispatch} (event_id, created_at, dispatched_at, deliveries)
+            SELECT id, %(now)s, NULL, 0 FROM inserted
+        )
+        SELECT id, event_id, member_sequence, txid FROM inserted
+    """
+
+
+def _insert_events_postgresql(inputs: list[EventInput], now: datetime) -> list[Event]:
+    counts = Counter(event.member_id for event in inputs if event.member_id is not None)
+    remaining = dict(counts)
+    backs: list[int | None] = []
+    for event in inputs:
+        if event.member_id is None:
+            backs.append(None)
+        else:
+            remaining[event.member_id] -= 1
+            backs.append(remaining[event.member_id])
+    encoder = DjangoJSONEncoder
+    texts = [json.dumps(event.data, cls=encoder) for event in inputs]
+    event_ids = [new_event_id() for _ in inputs]
+    members = sorted(counts)
+    params = {
+        "counter_members": members,
+        "counter_counts": [counts[member_id] for member_id in members],
+        "event_ids": event_ids,
+        "types": [event.type for event in inputs],
+        "program_ids": [event.program_id for event in inputs],
+        "member_ids": [event.member_id for event in inputs],
+        "backs": backs,
+        "versions": [event.schema_version for event in inputs],
+        "occurred": [event.occurred_at or now for event in inputs],
+        "data": texts,
+        "now": now,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_events_sql(), params)
+        stored = {event_id: (pk, sequence, txid) for pk, event_id, sequence, txid in cursor.fetchall()}
+    created = []
+    for event, event_id, text in zip(inputs, event_ids, texts, strict=True):
+        pk, sequence, txid = stored[event_id]
+        created.append(
+            Event(
+                id=pk,
+                event_id=event_id,
+                type=event.type,
+                program_id=event.program_id,
+                member_id=event.member_id,
+                member_sequence=sequence,
+                schema_version=event.schema_version,
+                occurred_at=event.occurred_at or now,
+                recorded_at=now,
+                txid=txid,
+                data=json.loads(text),
+            )
+        )
     return created
 
 

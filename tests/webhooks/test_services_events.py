@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from members import services as member_services
 from membership_site.actors import Actor
@@ -137,3 +138,85 @@ def test_event_record_concurrent_writers_on_one_member_get_sequences_in_commit_o
     stored = Event.objects.filter(member_id=77).order_by("member_sequence")
     assert [e.member_sequence for e in stored] == list(range(1, writers + 1))
     assert MemberEventCounter.objects.get(member_id=77).last_sequence == writers
+
+
+def test_event_record_many_statements_do_not_grow_with_the_batch(program):
+    """On PostgreSQL one statement writes counters, events and dispatch rows, with the
+    columns as arrays: 1 event or 500 cost the same number of round trips."""
+
+    def statements(size: int) -> int:
+        events = [
+            services.EventInput(program_id=program.pk, type="member.updated", data={"n": n}, member_id=n % 7)
+            for n in range(size)
+        ]
+        with CaptureQueriesContext(connection) as captured:
+            services.event_record_many(events=events)
+        return len([query for query in captured.captured_queries if "SAVEPOINT" not in query["sql"]])
+
+    assert statements(1) == statements(500) == 1
+
+
+def test_event_record_many_gives_ids_and_sequences_in_input_order(program):
+    inputs = [
+        services.EventInput(program_id=program.pk, type="member.updated", data={"n": n}, member_id=member_id)
+        for n, member_id in enumerate([9, 3, 9, None, 3, 9])
+    ]
+    created = services.event_record_many(events=inputs)
+
+    stored = list(Event.objects.order_by("id").values_list("data", "member_id", "member_sequence"))
+    assert stored == [
+        ({"n": 0}, 9, 1),
+        ({"n": 1}, 3, 1),
+        ({"n": 2}, 9, 2),
+        ({"n": 3}, None, None),
+        ({"n": 4}, 3, 2),
+        ({"n": 5}, 9, 3),
+    ]
+    assert [(event.data, event.member_sequence) for event in created] == [(d, s) for d, _m, s in stored]
+    assert [event.pk for event in created] == sorted(event.pk for event in created)
+    assert EventDispatch.objects.filter(event_id__in=[event.pk for event in created]).count() == 6
+
+
+@pytest.mark.django_db(transaction=True)
+def test_event_record_many_crossing_bulk_writers_neither_deadlock_nor_leave_gaps(program):
+    """Two imports writing events for the same members, listed in opposite orders, at the
+    same time: counters are locked in member id order, so one waits for the other."""
+    members = list(range(1000, 1040))
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def write(order: list[int]) -> None:
+        try:
+            start.wait()
+            with transaction.atomic():
+                services.event_record_many(
+                    events=[
+                        services.EventInput(
+                            program_id=program.pk, type="member.updated", data={}, member_id=m
+                        )
+                        for m in order
+                    ]
+                )
+                time.sleep(0.1)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=write, args=(order,)) for order in (members, members[::-1])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert not errors
+    for member_id in members:
+        assert sorted(
+            Event.objects.filter(member_id=member_id).values_list("member_sequence", flat=True)
+        ) == [
+            1,
+            2,
+        ]
+    assert set(
+        MemberEventCounter.objects.filter(member_id__in=members).values_list("last_sequence", flat=True)
+    ) == {2}
