@@ -74,13 +74,10 @@ def _setup_django() -> str:
     return prefix
 
 
-def _progress(label: str, done: int, total: int) -> None:
-    if done % max(total // 20, 1) == 0 or done == total:
-        print(f"\r  {label}: {done}/{total}", end="" if done < total else "\n", flush=True)
-
-
 def _make_data():
     from decimal import Decimal
+
+    from tqdm import tqdm
 
     from members import services as member_services
     from membership_site.actors import Actor
@@ -99,11 +96,10 @@ def _make_data():
     gold = tier_services.tier_create(program=program, code="gold", name="Gold", rank=30, actor=actor)
     vip = member_services.label_create(program=program, code="vip", name="VIP", actor=actor)
     members = []
-    for index in range(2 * MEMBERS):
+    for index in tqdm(range(2 * MEMBERS), desc="members", file=sys.stderr):
         member = member_services.member_create(program=program, actor=actor, first_name=f"M{index}")
         points_services.points_earn(member=member, amount=10_000, actor=actor)
         members.append(member)
-        _progress("members", index + 1, 2 * MEMBERS)
     hot = services.reward_create(
         program=program,
         code="hot",
@@ -114,7 +110,7 @@ def _make_data():
         costs={pts: 500},
         actor=actor,
     )
-    for index in range(CATALOG):
+    for index in tqdm(range(CATALOG), desc="catalog", file=sys.stderr):
         services.reward_create(
             program=program,
             code=f"r{index:05d}",
@@ -130,7 +126,6 @@ def _make_data():
             costs={pts: 100 + index * 20},
             actor=actor,
         )
-        _progress("catalog", index + 1, CATALOG)
     return program, pts, hot, members
 
 
