@@ -2,7 +2,7 @@
 
 ``members_upsert_many`` applies the rules of ``services.member_create`` /
 ``member_update`` / ``label_assign`` to a list of rows with a fixed number of queries
-per call instead of several per row: the same normalisation (``_normalized_profile``,
+per call instead of several per row: the same normalisation (``normalized_profile``,
 ``normalize_member_number``, ``normalize_card_number``), the same uniqueness rules, the
 same events, history rows and ``members_created`` hook (once, with the list).
 
@@ -42,6 +42,7 @@ from .errors import (
     MemberTerminatedError,
     UnknownLabelError,
 )
+from .events import member_payload
 from .models import Card, Label, Member, MemberLabel
 from .normalize import generate_member_number, normalize_card_number, normalize_member_number
 
@@ -86,21 +87,6 @@ def _number_change_error() -> MemberNumberMismatchError:
     )
 
 
-def member_event_payload(member: Member, labels: Iterable[str]) -> dict[str, Any]:
-    """``events.member_payload`` for a member whose label codes are known (no query)."""
-    return {
-        "id": member.pk,
-        "number": member.number,
-        "status": member.status,
-        "email": member.email,
-        "phone": member.phone,
-        "first_name": member.first_name,
-        "last_name": member.last_name,
-        "external_ref": member.external_ref,
-        "labels": sorted(labels),
-    }
-
-
 def _history_user(actor: Actor):
     return get_user_model()(pk=actor.user_id) if actor.user_id else None
 
@@ -142,7 +128,7 @@ def _normalise(program: Program, row: _Row, match: str) -> None:
     unknown = set(data.profile) - set(services.PROFILE_FIELDS)
     if unknown:
         raise TypeError(f"Unknown member fields: {sorted(unknown)}")
-    row.fields = services._normalized_profile(program, data.profile)
+    row.fields = services.normalized_profile(program, data.profile)
     if data.number:
         row.fields["number"] = normalize_member_number(data.number)
     row.key = row.fields.get(match, "")
@@ -248,9 +234,7 @@ def _bulk(program: Program, rows: list[MemberInput], match: str, action: str, ac
         if row.card:
             cards.append(Card(program=program, member=member, number=row.card, kind=Card.Kind.PHYSICAL))
         events.append(
-            EventInput(
-                program.pk, "member.created", {"member": member_event_payload(member, codes)}, member.pk
-            )
+            EventInput(program.pk, "member.created", {"member": member_payload(member, codes)}, member.pk)
         )
         row.result = UpsertResult("created", member)
 
@@ -272,7 +256,7 @@ def _bulk(program: Program, rows: list[MemberInput], match: str, action: str, ac
                 EventInput(
                     program.pk,
                     "member.updated",
-                    {"member": member_event_payload(member, codes), "changed": sorted(row.changed)},
+                    {"member": member_payload(member, codes), "changed": sorted(row.changed)},
                     member.pk,
                 )
             )

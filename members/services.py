@@ -81,7 +81,11 @@ class ConsentInput:
     source: str = ""
 
 
-def _normalized_profile(program: Program, fields: dict[str, Any]) -> dict[str, Any]:
+def normalized_profile(program: Program, fields: dict[str, Any]) -> dict[str, Any]:
+    """Profile values as they are stored: e-mail lower-case and checked, phone in E.164
+    (read in the program's region), country upper-case, ``None`` as empty. Raises the
+    domain error of the first bad value. Used by ``member_create``, ``member_update`` and
+    the bulk import (``members.bulk``)."""
     fields = dict(fields)
     if "email" in fields:
         fields["email"] = normalize_email(fields["email"] or "")
@@ -156,7 +160,7 @@ def member_create(
         raise TypeError(f"Unknown member fields: {sorted(unknown)}")
     if status not in (Member.Status.PENDING, Member.Status.ACTIVE):
         raise IllegalStatusTransitionError(f"A new member starts as pending or active, not {status}.")
-    fields = _normalized_profile(program, profile)
+    fields = normalized_profile(program, profile)
     if number:
         fields["number"] = normalize_member_number(number)
     _check_unique(program, fields)
@@ -199,7 +203,7 @@ def member_update(*, member: Member, actor: Actor, **changes: Any) -> Member:
         raise TypeError(f"Unknown member fields: {sorted(unknown)}")
     member = _lock(member)
     _ensure_not_terminated(member)
-    changes = _normalized_profile(member.program, changes)
+    changes = normalized_profile(member.program, changes)
     changed = [name for name, value in changes.items() if getattr(member, name) != value]
     if not changed:
         return member
