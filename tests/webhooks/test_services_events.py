@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -59,11 +60,18 @@ def test_event_record_numbers_each_members_events_without_gaps(program):
 
 
 def test_event_record_makes_data_json_like_the_api(program):
+    occurred_at = datetime(2026, 3, 1, 10, 15, 0, 123456, tzinfo=UTC)
     event = services.event_record(
-        program_id=program.pk, member_id=1, type="member.updated", data={"amount": Decimal("12.50")}
+        program_id=program.pk,
+        member_id=1,
+        type="member.updated",
+        data={"amount": Decimal("12.50"), "at": occurred_at},
+        occurred_at=occurred_at,
     )
+    assert event.data == {"amount": "12.50", "at": "2026-03-01T10:15:00.123Z"}
     event.refresh_from_db()
-    assert event.data == {"amount": "12.50"}
+    assert event.data == {"amount": "12.50", "at": "2026-03-01T10:15:00.123Z"}
+    assert event.occurred_at == occurred_at  # to the microsecond
 
 
 def test_event_record_many_allocates_sequences_set_based_in_input_order(
@@ -99,10 +107,10 @@ def test_event_record_many_accepts_mappings_and_nothing(program):
 @pytest.mark.django_db(transaction=True)
 def test_event_record_concurrent_writers_on_one_member_get_sequences_in_commit_order(program):
     """Real threads, real transactions: each holds the member's counter until it commits,
-    so the next writer's number is given only after the previous commit."""
+    so the next writer's number is given only after the previous one finished its work."""
     writers = 6
     got_sequence: dict[int, float] = {}
-    committed: dict[int, float] = {}
+    work_done: dict[int, float] = {}
     errors: list[BaseException] = []
     start = threading.Barrier(writers)
 
@@ -110,15 +118,13 @@ def test_event_record_concurrent_writers_on_one_member_get_sequences_in_commit_o
         try:
             start.wait()
             with transaction.atomic():
-                mine: dict[str, int] = {}
-                # Registered first, so it runs right after the commit (before the dispatch).
-                transaction.on_commit(lambda: committed.__setitem__(mine["sequence"], time.monotonic()))
                 event = services.event_record(
                     program_id=program.pk, member_id=77, type="member.updated", data={"writer": index}
                 )
-                mine["sequence"] = event.member_sequence
                 got_sequence[event.member_sequence] = time.monotonic()
                 time.sleep(0.05)  # a slow service: other writers are waiting meanwhile
+                # The last moment before COMMIT (stamping after it would race the next writer).
+                work_done[event.member_sequence] = time.monotonic()
         except BaseException as error:
             errors.append(error)
         finally:
@@ -133,8 +139,9 @@ def test_event_record_concurrent_writers_on_one_member_get_sequences_in_commit_o
     assert not errors
     assert sorted(got_sequence) == list(range(1, writers + 1))
     for sequence in range(2, writers + 1):
-        # Number n+1 was handed out only after number n's transaction committed.
-        assert got_sequence[sequence] >= committed[sequence - 1]
+        # Number n+1 was handed out only once number n's transaction had done its work and
+        # was committing: the counter row stays locked until then.
+        assert got_sequence[sequence] >= work_done[sequence - 1]
     stored = Event.objects.filter(member_id=77).order_by("member_sequence")
     assert [e.member_sequence for e in stored] == list(range(1, writers + 1))
     assert MemberEventCounter.objects.get(member_id=77).last_sequence == writers
