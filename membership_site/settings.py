@@ -299,6 +299,9 @@ LOGGING = {
         # The request middleware writes its own access line; Django's would repeat it.
         "django.server": {"level": "WARNING"},
         "django.request": {"level": "ERROR"},
+        # In-process (eager) tasks would log a line per task run into every command's
+        # output; workers keep their own task log.
+        "celery.app.trace": {"level": "WARNING" if not CELERY_BROKER_URL else LOG_LEVEL},
     },
 }
 
