@@ -124,7 +124,7 @@ class ImportCreateApi(ApiView):
             file = upload.validated_data["file"]
             chunks = file.chunks()
             filename = file.name
-        validated = services.validate_import_params(import_kind, params)
+        validated = services.validate_import_params(import_kind, params, program_id=self.program.pk)
         job = services.import_job_create(
             program_id=self.program.pk,
             kind=kind,
@@ -163,7 +163,7 @@ class ExportCreateApi(ApiView):
         _require_scope(request, export_kind.scope)
         if not isinstance(request.data, dict):
             raise exceptions.ValidationError({"non_field_errors": ["Send a JSON object."]})
-        params = services.validate_export_params(export_kind, request.data)
+        params = services.validate_export_params(export_kind, request.data, program_id=self.program.pk)
         job = services.export_job_create(
             program_id=self.program.pk, kind=kind, params=params, actor=self.actor
         )

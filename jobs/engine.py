@@ -202,7 +202,9 @@ def _row_number(row: ImportRow | tuple[int, str]) -> int:
 
 
 def _context(job: Job, *, dry_run: bool) -> ChunkContext:
-    return ChunkContext(program_id=job.program_id, actor=job_actor(job), params=job.params, dry_run=dry_run)
+    return ChunkContext(
+        program_id=job.program_id, actor=job_actor(job), params=job.params, dry_run=dry_run, job_id=job.pk
+    )
 
 
 def _run_import(job: Job) -> None:

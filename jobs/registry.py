@@ -70,10 +70,15 @@ class ImportRow:
 
 @dataclass(frozen=True)
 class ChunkContext:
+    """What a kind's ``process`` knows about the chunk it runs: the job's program, who
+    started it, its (validated) parameters, whether it is a dry run, and the job's id
+    (None in the admin's preview) for kinds that record where a write came from."""
+
     program_id: int
     actor: Actor
     params: dict[str, Any]
     dry_run: bool
+    job_id: int | None = None
 
 
 # Codes a row can fail with. Kinds may add their own (documented in docs/jobs.md); these
@@ -91,6 +96,16 @@ ROW_ERROR_CODES: dict[str, str] = {
     "number_mismatch": "The row's member number is not the number of the member it matched "
     "(by e-mail or reference); member numbers never change.",
     "would_go_negative": "The adjustment would take a balance below zero.",
+    "unknown_currency": "No points currency with this code in the program.",
+    "currency_inactive": "The points currency is switched off.",
+    "duplicate_reference": "The reference was already used: the same operation again is "
+    "unchanged (already done); another operation with it fails.",
+    "unknown_tier": "No tier with this code in the program.",
+    "invalid_tier_assignment": "The tier assignment is not valid (locked_until not after today).",
+    "invalid_tier": "The tier definition breaks a rule (the field says which).",
+    "tier_code_taken": "Another tier of the program has this code.",
+    "tier_rank_taken": "Another tier of the program has this rank.",
+    "default_tier_required": "The program must keep a default tier.",
 }
 
 

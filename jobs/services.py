@@ -11,7 +11,7 @@ import csv
 import io
 import logging
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -76,22 +76,28 @@ def export_params_serializer(kind: ExportKind) -> type[serializers.Serializer]:
     return _combined(ExportParamsSerializer, kind.params, f"{kind.name.title().replace('_', '')}ExportParams")
 
 
-def validate_import_params(kind: ImportKind, data: dict[str, Any]) -> dict[str, Any]:
+def validate_import_params(
+    kind: ImportKind, data: dict[str, Any], *, program_id: int | None = None
+) -> dict[str, Any]:
     """The common (dry_run, mode) and the kind's parameters, validated; raises DRF's
-    ValidationError (a 400 problem with one entry per field in the API)."""
-    serializer = import_params_serializer(kind)(data=data)
+    ValidationError (a 400 problem with one entry per field in the API). ``program_id``
+    is in the serializer's context, for parameters naming something of the program."""
+    serializer = import_params_serializer(kind)(data=data, context={"program_id": program_id})
     serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
+    return _jsonable(dict(serializer.validated_data))
 
 
-def validate_export_params(kind: ExportKind, data: dict[str, Any]) -> dict[str, Any]:
-    serializer = export_params_serializer(kind)(data=data)
+def validate_export_params(
+    kind: ExportKind, data: dict[str, Any], *, program_id: int | None = None
+) -> dict[str, Any]:
+    serializer = export_params_serializer(kind)(data=data, context={"program_id": program_id})
     serializer.is_valid(raise_exception=True)
     return _jsonable(dict(serializer.validated_data))
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
-    return {key: value.isoformat() if isinstance(value, datetime) else value for key, value in data.items()}
+    # Jobs keep their parameters as JSON: dates and times as ISO 8601 text.
+    return {key: value.isoformat() if isinstance(value, date) else value for key, value in data.items()}
 
 
 def import_template_csv(kind: ImportKind) -> str:

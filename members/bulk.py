@@ -44,11 +44,43 @@ from .errors import (
 )
 from .events import member_payload
 from .models import Card, Label, Member, MemberLabel
-from .normalize import generate_member_number, normalize_card_number, normalize_member_number
+from .normalize import (
+    generate_member_number,
+    normalize_card_number,
+    normalize_email,
+    normalize_member_number,
+)
 
 MATCH_FIELDS = ("number", "email", "external_ref")
 ACTIONS = ("create", "update", "upsert")
 _UNIQUE_FIELDS = ("number", "email", "phone", "external_ref")
+
+
+def member_key(match: str, value: str) -> str:
+    """The stored form of a member key read from a file (``match``: number, email or
+    external_ref), for finding members; '' when empty. Raises the domain error of a
+    malformed number or e-mail (``invalid_member_number``, ``invalid_email``)."""
+    value = (value or "").strip()
+    if not value:
+        return ""
+    if match == "number":
+        return normalize_member_number(value)
+    if match == "email":
+        return normalize_email(value)
+    return value
+
+
+def members_by_key(*, program: Program, match: str, keys: Iterable[str]) -> dict[str, Member]:
+    """The program's members whose ``match`` field is one of ``keys`` (stored forms, see
+    ``member_key``), by that value, in one query; ``member.program`` is set without a join."""
+    if match not in MATCH_FIELDS:
+        raise ValueError(f"match must be one of {MATCH_FIELDS}")
+    members = Member.objects.filter(program=program, **{f"{match}__in": {key for key in keys if key}})
+    found = {}
+    for member in members:
+        member.program = program
+        found[getattr(member, match)] = member
+    return found
 
 
 @dataclass

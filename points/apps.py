@@ -15,3 +15,8 @@ class PointsConfig(AppConfig):
         program_hooks.program_created.register(services.program_default_currency)
         member_hooks.profile_sections.register(selectors.profile_balances)
         member_hooks.export_sections.register(selectors.export_section)
+        # Bulk job kinds (jobs app): the point_adjustments import; transactions, balances, liability exports.
+        from . import exports, imports
+
+        imports.register()
+        exports.register()

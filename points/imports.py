@@ -1,0 +1,244 @@
+"""The ``point_adjustments`` import kind (jobs app): manual adjustments in bulk, through
+``points.services.points_adjust`` (the same service as the API and the admin), from the
+API (``POST /api/v1/imports/point_adjustments``) and ``manage.py import_points``.
+
+A row names a member (found as the member imports find them: ``match`` = number, email
+or external_ref), a currency (empty: the program's default), a signed amount, a reason
+and a reference. The reference is required: it is what makes a file safe to import
+twice. A reference already used by the same adjustment (member, currency, amount) is
+reported ``unchanged`` with the note ``duplicate_reference``; used by another operation,
+the row fails with ``duplicate_reference``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+
+from jobs.registry import ChunkContext, Column, ImportKind, ImportRow, RowError, RowResult, register_import
+from members.bulk import member_key, members_by_key
+from members.imports import MemberMatchParams
+from members.models import Member
+from membership_site.errors import DomainError
+from programs.models import Program
+
+from . import services
+from .models import Currency, Transaction
+
+# Domain error codes as row error codes (the others are kept as they are).
+_ROW_CODES = {
+    "insufficient_points": "would_go_negative",
+    "invalid": "bad_format",
+    "invalid_email": "bad_format",
+    "invalid_member_number": "bad_format",
+    "member_not_found": "unknown_member",
+}
+_MAX_REFERENCE = Transaction._meta.get_field("reference").max_length
+_MAX_REASON = Transaction._meta.get_field("reason").max_length
+_MAX_DESCRIPTION = Transaction._meta.get_field("description").max_length
+
+COLUMNS = (
+    Column("number", "Member number (when match=number, the default).", example="1234567897"),
+    Column("email", "Member e-mail (when match=email).", example="ana@example.com"),
+    Column("external_ref", "Member's CRM id (when match=external_ref).", example="crm-981"),
+    Column("currency", "Points currency code; empty: the program's default currency.", example="PTS"),
+    Column(
+        "amount",
+        "Signed whole number of points: positive credits, negative debits. Not 0.",
+        required=True,
+        example="250",
+    ),
+    Column(
+        "reason",
+        "Why (kept with the transaction, sent in points.adjusted).",
+        required=True,
+        example="Goodwill",
+    ),
+    Column(
+        "reference",
+        f"Your unique id for this adjustment (at most {_MAX_REFERENCE} characters): importing "
+        "the same file again changes nothing.",
+        required=True,
+        example="goodwill-2026-03-0001",
+    ),
+    Column("description", "Optional text shown in the member's history.", example="Late delivery"),
+)
+
+
+class _CellError(Exception):
+    def __init__(self, code: str, message: str, field: str) -> None:
+        self.error = RowError(code, message, field)
+
+
+@dataclass(frozen=True)
+class _Adjustment:
+    key: str
+    currency: str
+    amount: int
+    reason: str
+    reference: str
+    description: str
+
+
+def _text(data: dict[str, str], name: str, limit: int, *, required: bool) -> str:
+    value = data.get(name, "").strip()
+    if required and not value:
+        raise _CellError("missing_field", f"The {name} is required.", name)
+    if len(value) > limit:
+        raise _CellError("bad_format", f"Longer than {limit} characters.", name)
+    return value
+
+
+def _amount(value: str) -> int:
+    value = value.strip().replace(" ", "")
+    if not value:
+        raise _CellError("missing_field", "The amount is required.", "amount")
+    try:
+        amount = int(value)
+    except ValueError:
+        raise _CellError("bad_format", f"'{value}' is not a whole number of points.", "amount") from None
+    if amount == 0 or abs(amount) > services.MAX_POINTS:
+        raise _CellError(
+            "bad_format", f"The amount must be non-zero and at most {services.MAX_POINTS}.", "amount"
+        )
+    return amount
+
+
+def parse_adjustment_row(data: dict[str, str], match: str) -> _Adjustment:
+    """Read a row's cells; raises ``_CellError`` for the first unreadable one."""
+    if not data.get(match, "").strip():
+        raise _CellError("missing_field", f"'{match}' is needed to find the member.", match)
+    try:
+        key = member_key(match, data[match])
+    except DomainError as error:
+        raise _CellError("bad_format", error.detail, match) from None
+    return _Adjustment(
+        key=key,
+        currency=data.get("currency", "").strip().upper(),
+        amount=_amount(data.get("amount", "")),
+        reason=_text(data, "reason", _MAX_REASON, required=True),
+        reference=_text(data, "reference", _MAX_REFERENCE, required=True),
+        description=_text(data, "description", _MAX_DESCRIPTION, required=False),
+    )
+
+
+def _row_error(error: DomainError) -> RowError:
+    field = getattr(error, "field", None) or error.extra.get("field")
+    return RowError(_ROW_CODES.get(error.code, error.code), error.detail, field)
+
+
+def process_adjustments(rows: list[ImportRow], ctx: ChunkContext) -> list[RowResult]:
+    program = Program.objects.get(pk=ctx.program_id)
+    match = ctx.params.get("match", "number")
+    results: dict[int, RowResult] = {}
+    readable: list[tuple[ImportRow, _Adjustment]] = []
+    for row in rows:
+        try:
+            readable.append((row, parse_adjustment_row(row.data, match)))
+        except _CellError as error:
+            results[row.number] = RowResult.failed(row.number, error.error)
+    members = members_by_key(
+        program=program, match=match, keys=[adjustment.key for _row, adjustment in readable]
+    )
+    currencies = {currency.code: currency for currency in Currency.objects.filter(program=program)}
+    default = next((currency for currency in currencies.values() if currency.is_default), None)
+
+    todo: list[tuple[ImportRow, _Adjustment, Member, Currency]] = []
+    for row, adjustment in readable:
+        member = members.get(adjustment.key)
+        currency = currencies.get(adjustment.currency) if adjustment.currency else default
+        if member is None:
+            results[row.number] = RowResult.failed(
+                row.number,
+                RowError("unknown_member", f"No member with this {match.replace('_', ' ')}.", match),
+            )
+        elif currency is None:
+            results[row.number] = RowResult.failed(
+                row.number,
+                RowError(
+                    "unknown_currency",
+                    f"No currency '{adjustment.currency}' in this program."
+                    if adjustment.currency
+                    else "The program has no default currency; name one.",
+                    "currency",
+                ),
+                object_ref=adjustment.reference,
+            )
+        else:
+            todo.append((row, adjustment, member, currency))
+
+    # Members in id order (file order for one member's rows): the chunk's transaction
+    # keeps every account and event counter it locks until it commits, and two jobs that
+    # lock them in the same order wait for each other instead of deadlocking.
+    for row, adjustment, member, currency in sorted(todo, key=lambda item: (item[2].pk, item[0].number)):
+        results[row.number] = _adjust(row, adjustment, member, currency, ctx)
+    return [results[row.number] for row in rows]
+
+
+def _adjust(row: ImportRow, adjustment: _Adjustment, member: Member, currency: Currency, ctx) -> RowResult:
+    metadata: dict[str, Any] = {"import_row": row.number}
+    if ctx.job_id is not None:
+        metadata["import_job"] = ctx.job_id
+    try:
+        with transaction.atomic():
+            result = services.points_adjust(
+                member=member,
+                amount=adjustment.amount,
+                reason=adjustment.reason,
+                actor=ctx.actor,
+                currency=currency,
+                reference=adjustment.reference,
+                description=adjustment.description,
+                metadata=metadata,
+            )
+    except DomainError as error:
+        return RowResult.failed(row.number, _row_error(error), object_ref=adjustment.reference)
+    if not result.created:
+        return RowResult(
+            row.number,
+            "unchanged",
+            errors=[
+                RowError(
+                    "duplicate_reference",
+                    f"Already done: reference '{adjustment.reference}' is transaction "
+                    f"{result.transaction.pk}.",
+                    "reference",
+                )
+            ],
+            object_id=result.transaction.pk,
+            object_ref=adjustment.reference,
+        )
+    return RowResult(row.number, "created", object_id=result.transaction.pk, object_ref=adjustment.reference)
+
+
+def _keys(data: dict[str, str], params: dict[str, Any]) -> Iterable[tuple[str, str]]:
+    reference = (data.get("reference") or "").strip()
+    return [("reference", reference)] if reference else []
+
+
+POINT_ADJUSTMENTS = ImportKind(
+    name="point_adjustments",
+    description="Manual points adjustments (signed), one per row, each with its reason and a "
+    "unique reference.",
+    columns=COLUMNS,
+    process=process_adjustments,
+    scope="points:write",
+    params=MemberMatchParams,
+    row_keys=_keys,
+    required_columns=lambda params: [params.get("match", "number"), "amount", "reason", "reference"],
+    error_codes=(
+        "unknown_member",
+        "unknown_currency",
+        "would_go_negative",
+        "duplicate_reference",
+        "member_terminated",
+        "currency_inactive",
+    ),
+)
+
+
+def register() -> None:
+    register_import(POINT_ADJUSTMENTS)

@@ -1,0 +1,237 @@
+"""The point_adjustments import: through points_adjust, row by row, with stable error codes;
+dry run, all-or-nothing, re-imports and the ledger's own check."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import call_command
+
+from jobs.models import Job
+from members import services as member_services
+from points import services as points_services
+from points.models import Account, Transaction
+from tests.jobs.conftest import csv_bytes, outcomes, report
+from webhooks.models import Event
+
+
+@pytest.fixture
+def ana(make_member):
+    return make_member(number="1000001", email="ana@example.com", first_name="Ana")
+
+
+@pytest.fixture
+def bob(make_member):
+    return make_member(number="1000002", email="bob@example.com", first_name="Bob")
+
+
+@pytest.fixture
+def stamps(program, system_actor):
+    return points_services.currency_create(program=program, code="STAMPS", name="Stamps", actor=system_actor)
+
+
+def _balance(member, code: str = "PTS") -> int:
+    account = Account.objects.filter(member=member, currency__code=code).first()
+    return account.available if account else 0
+
+
+def _adjustments():
+    return Transaction.objects.filter(kind=Transaction.Kind.ADJUST)
+
+
+def _verify_ledger() -> None:
+    call_command("points_verify_ledger", "--no-progress", stdout=io.StringIO(), stderr=io.StringIO())
+
+
+GOOD = [
+    {"number": "1000001", "amount": "100", "reason": "Welcome", "reference": "adj-1"},
+    {"number": "1000002", "currency": "stamps", "amount": "3", "reason": "Card", "reference": "adj-2"},
+    {
+        "number": "1000001",
+        "amount": "-40",
+        "reason": "Correction",
+        "reference": "adj-3",
+        "description": "Oops",
+    },
+]
+
+
+def test_point_adjustments_import_good_rows_go_through_the_service(import_and_run, ana, bob, stamps):
+    job = import_and_run("point_adjustments", csv_bytes(GOOD))
+
+    assert job.status == Job.Status.SUCCEEDED
+    assert outcomes(job) == [(1, "created", ""), (2, "created", ""), (3, "created", "")]
+    assert (_balance(ana), _balance(bob, "STAMPS")) == (60, 3)
+    by_reference = {txn.reference: txn for txn in _adjustments()}
+    assert [(line["object_id"], line["object_ref"]) for line in report(job)] == [
+        (by_reference[reference].pk, reference) for reference in ("adj-1", "adj-2", "adj-3")
+    ]
+    correction = by_reference["adj-3"]
+    assert (correction.signed_amount, correction.reason, correction.description) == (
+        -40,
+        "Correction",
+        "Oops",
+    )
+    assert correction.metadata == {"import_job": job.pk, "import_row": 3}
+    assert correction.actor_user_id is None and correction.actor_integration_id is None
+    events = Event.objects.filter(type="points.adjusted", member_id=ana.pk).order_by("id")
+    assert [event.data["transaction"]["signed_amount"] for event in events] == [100, -40]
+    assert events[1].data["reason"] == "Correction"
+    _verify_ledger()
+
+
+def test_point_adjustments_import_bad_rows_have_stable_codes_and_good_rows_go_on(
+    import_and_run, program, ana, bob, make_member, system_actor
+):
+    cy = make_member(number="1000003", email="cy@example.com")
+    member_services.member_status_action(member=cy, action="terminate", reason="Left", actor=system_actor)
+    rows = [
+        {"number": "1000001", "amount": "50", "reason": "Ok", "reference": "r1"},
+        {"number": "9999999", "amount": "5", "reason": "Who?", "reference": "r2"},
+        {"number": "1000001", "currency": "MILES", "amount": "5", "reason": "Which?", "reference": "r3"},
+        {"number": "1000002", "amount": "-5", "reason": "Too much", "reference": "r4"},
+        {"number": "1000002", "amount": "ten", "reason": "Typo", "reference": "r5"},
+        {"number": "1000002", "amount": "0", "reason": "Nothing", "reference": "r6"},
+        {"number": "1000002", "amount": "5", "reason": "", "reference": "r7"},
+        {"number": "1000002", "amount": "5", "reason": "No reference", "reference": ""},
+        {"number": "1000001", "amount": "7", "reason": "Twice", "reference": "r1"},
+        {"number": "1000003", "amount": "5", "reason": "Gone", "reference": "r10"},
+        {"number": "12ab", "amount": "5", "reason": "Bad number", "reference": "r11"},
+        {"number": "", "amount": "5", "reason": "No member", "reference": "r12"},
+        {"number": "1000002", "amount": "25", "reason": "Ok", "reference": "r13"},
+    ]
+    job = import_and_run("point_adjustments", csv_bytes(rows))
+
+    assert job.status == Job.Status.PARTIALLY_SUCCEEDED
+    assert job.counts == {"created": 2, "updated": 0, "unchanged": 0, "failed": 11}
+    assert outcomes(job) == [
+        (1, "created", ""),
+        (2, "failed", "unknown_member"),
+        (3, "failed", "unknown_currency"),
+        (4, "failed", "would_go_negative"),
+        (5, "failed", "bad_format"),
+        (6, "failed", "bad_format"),
+        (7, "failed", "missing_field"),
+        (8, "failed", "missing_field"),
+        (9, "failed", "duplicate_in_file"),
+        (10, "failed", "member_terminated"),
+        (11, "failed", "bad_format"),
+        (12, "failed", "missing_field"),
+        (13, "created", ""),
+    ]
+    fields = {line["row"]: line["error_fields"] for line in report(job)}
+    assert (fields[3], fields[5], fields[7], fields[8], fields[11]) == (
+        "currency",
+        "amount",
+        "reason",
+        "reference",
+        "number",
+    )
+    assert (_balance(ana), _balance(bob)) == (50, 25)
+    assert _adjustments().count() == 2
+    _verify_ledger()
+
+
+def test_point_adjustments_import_reimporting_the_file_adds_nothing(import_and_run, ana, bob, stamps):
+    import_and_run("point_adjustments", csv_bytes(GOOD))
+    events = Event.objects.count()
+
+    again = import_and_run("point_adjustments", csv_bytes(GOOD))
+
+    assert again.status == Job.Status.SUCCEEDED
+    assert again.counts == {"created": 0, "updated": 0, "unchanged": 3, "failed": 0}
+    assert [line["error_codes"] for line in report(again)] == ["duplicate_reference"] * 3
+    by_reference = dict(_adjustments().values_list("reference", "pk"))
+    assert [line["object_id"] for line in report(again)] == [by_reference[row["reference"]] for row in GOOD]
+    assert _adjustments().count() == 3
+    assert (_balance(ana), _balance(bob, "STAMPS")) == (60, 3)
+    assert Event.objects.filter(type="points.adjusted").count() == 3
+    assert Event.objects.count() == events + 1  # only the second job's job.finished
+
+
+def test_point_adjustments_import_reference_used_by_another_operation_fails(import_and_run, ana, bob):
+    import_and_run("point_adjustments", csv_bytes(GOOD[:1]))
+    rows = [
+        {"number": "1000002", "amount": "100", "reason": "Welcome", "reference": "adj-1"},  # other member
+        {"number": "1000001", "amount": "99", "reason": "Welcome", "reference": "adj-1x"},
+    ]
+    job = import_and_run("point_adjustments", csv_bytes(rows))
+    assert outcomes(job) == [(1, "failed", "duplicate_reference"), (2, "created", "")]
+    assert (_balance(ana), _balance(bob)) == (199, 0)
+
+
+def test_point_adjustments_import_keeps_file_order_for_one_member_within_a_chunk(
+    import_and_run, settings, ana, bob
+):
+    """Rows are applied by member id inside a chunk (lock order), but one member's rows
+    keep the file's order: a credit then a debit of the same member both go through."""
+    settings.JOBS_CHUNK_SIZE = 10
+    rows = [
+        {"number": "1000002", "amount": "10", "reason": "A", "reference": "o1"},
+        {"number": "1000001", "amount": "50", "reason": "B", "reference": "o2"},
+        {"number": "1000002", "amount": "-10", "reason": "C", "reference": "o3"},
+        {"number": "1000001", "amount": "-50", "reason": "D", "reference": "o4"},
+    ]
+    job = import_and_run("point_adjustments", csv_bytes(rows))
+    assert [outcome for _row, outcome, _codes in outcomes(job)] == ["created"] * 4
+    assert (_balance(ana), _balance(bob)) == (0, 0)
+
+
+def test_point_adjustments_import_dry_run_changes_nothing(import_and_run, ana, bob, stamps):
+    events = Event.objects.count()
+    job = import_and_run("point_adjustments", csv_bytes(GOOD), dry_run=True)
+
+    assert job.status == Job.Status.SUCCEEDED
+    assert outcomes(job) == [(1, "created", ""), (2, "created", ""), (3, "created", "")]
+    assert not _adjustments().exists()
+    assert (_balance(ana), _balance(bob, "STAMPS")) == (0, 0)
+    assert Event.objects.count() == events + 1  # job.finished only
+
+
+def test_point_adjustments_import_all_or_nothing_rolls_back(import_and_run, ana, bob, stamps):
+    rows = [*GOOD, {"number": "1000002", "amount": "-1000", "reason": "Too much", "reference": "adj-9"}]
+    failed = import_and_run("point_adjustments", csv_bytes(rows), mode="all_or_nothing")
+
+    assert failed.status == Job.Status.FAILED
+    assert outcomes(failed) == [
+        (1, "not_applied", ""),
+        (2, "not_applied", ""),
+        (3, "not_applied", ""),
+        (4, "failed", "would_go_negative"),
+    ]
+    assert not _adjustments().exists()
+
+    applied = import_and_run("point_adjustments", csv_bytes(GOOD), mode="all_or_nothing")
+    assert applied.status == Job.Status.SUCCEEDED
+    assert _adjustments().count() == 3
+    _verify_ledger()
+
+
+def test_point_adjustments_import_matches_by_email_and_json(import_and_run, ana, program):
+    rows = b'[{"Email": "ANA@example.com", "Amount": 20, "Reason": "Json", "Reference": "j-1"}]'
+    job = import_and_run("point_adjustments", rows, match="email")
+    assert outcomes(job) == [(1, "created", "")]
+    assert _balance(ana) == 20
+
+
+def test_point_adjustments_import_negative_currency_allows_debits_below_zero(
+    import_and_run, ana, program, system_actor
+):
+    points_services.currency_create(
+        program=program, code="CREDIT", name="Credit", allow_negative=True, actor=system_actor
+    )
+    rows = [
+        {"number": "1000001", "currency": "CREDIT", "amount": "-30", "reason": "Advance", "reference": "n1"}
+    ]
+    job = import_and_run("point_adjustments", csv_bytes(rows))
+    assert outcomes(job) == [(1, "created", "")]
+    assert _balance(ana, "CREDIT") == -30
+
+
+def test_point_adjustments_import_inactive_currency_fails(import_and_run, ana, stamps, system_actor):
+    points_services.currency_update(currency=stamps, is_active=False, actor=system_actor)
+    rows = [{"number": "1000001", "currency": "STAMPS", "amount": "3", "reason": "Card", "reference": "s1"}]
+    job = import_and_run("point_adjustments", csv_bytes(rows))
+    assert outcomes(job) == [(1, "failed", "currency_inactive")]
+    assert not _adjustments().exists()
