@@ -1,6 +1,7 @@
-"""Admin for program managers: tier definitions and settings (with history), members' tiers
-with the manual assignment action, tier history, qualifying activity and evaluation runs.
-Every write goes through ``tiers.services``."""
+"""Admin for program managers: tier definitions and settings (with history, import and
+export), members' tiers with the manual assignment action, tier history, qualifying
+activity and evaluation runs. Every write goes through ``tiers.services``; the import is
+the ``tiers`` job kind (the same code as ``POST /api/v1/imports/tiers``)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,18 @@ from django import forms
 from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from import_export import resources
+from import_export.admin import ExportMixin, ImportMixin
 from simple_history.admin import SimpleHistoryAdmin
 
+from jobs.admin_import import JobImportMixin, JobKindResource
 from membership_site.actors import Actor
 from membership_site.admin_actions import form_action
 from membership_site.errors import DomainError
+from programs.models import Program
 
 from . import services
+from .imports import TIER_COLUMNS, tier_values
 from .models import MemberTier, Tier, TierActivity, TierChange, TierEvaluation, TierSettings
 
 
@@ -55,9 +61,33 @@ class TierForm(forms.ModelForm):
         return data
 
 
+class TierImportResource(JobKindResource):
+    kind = "tiers"
+
+
+class TierExportResource(resources.ModelResource):
+    """The selected or filtered tiers with the columns of the ``tiers`` import, so an
+    export can be edited and imported back."""
+
+    class Meta:
+        model = Tier
+        fields = tuple(column.name for column in TIER_COLUMNS)
+        export_order = fields
+
+    def filter_export(self, queryset, **kwargs):
+        return queryset.select_related("program")
+
+    def export_resource(self, instance, selected_fields=None, **kwargs):
+        # The values the job kind writes (money in the program's decimals, tags joined
+        # with "|"), not the raw model fields.
+        values = tier_values(instance, instance.program.currency)
+        return [values[field.column_name] for field in self.get_export_fields(selected_fields)]
+
+
 @admin.register(Tier)
-class TierAdmin(SimpleHistoryAdmin):
+class TierAdmin(JobImportMixin, ImportMixin, ExportMixin, SimpleHistoryAdmin):
     form = TierForm
+    resource_classes = [TierImportResource]
     list_display = [
         "program",
         "rank",
@@ -107,6 +137,16 @@ class TierAdmin(SimpleHistoryAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return ["program", "code"] if obj else []
+
+    def program_queryset(self, request):
+        return Program.objects.order_by("code")
+
+    def get_export_resource_classes(self, request):
+        # The import is a job kind; the export writes the same columns from the tiers.
+        return [TierExportResource]
+
+    def has_import_permission(self, request):
+        return request.user.has_perms(["tiers.add_tier", "tiers.change_tier"])
 
     def has_delete_permission(self, request, obj=None):
         return super().has_delete_permission(request, obj) and not (obj and obj.is_default)

@@ -15,3 +15,7 @@ class TiersConfig(AppConfig):
         member_hooks.profile_sections.register(selectors.profile_section)
         member_hooks.export_sections.register(selectors.export_section)
         member_hooks.member_erased.register(services.member_tier_erase)
+        # Bulk job kinds (jobs app): tier_assignments and tiers (definitions) imports, tiers export.
+        from . import imports
+
+        imports.register()
