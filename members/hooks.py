@@ -15,6 +15,13 @@ member_status_changed = Hook(
     "Run with member=, from_status=, to_status= and actor= inside the status change.",
 )
 
+member_updated = Hook(
+    "member_updated",
+    "Run with member=, changed= (the names of the profile fields whose value changed) and "
+    "actor= inside member_update's transaction, after the member is saved and before its "
+    "member.updated event (e.g. points gives a profile-completion bonus).",
+)
+
 profile_sections = Hook(
     "profile_sections",
     "Run with members= (a list) by the compact profile; each receiver returns "

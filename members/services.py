@@ -211,6 +211,7 @@ def member_update(*, member: Member, actor: Actor, **changes: Any) -> Member:
     for name in changed:
         setattr(member, name, changes[name])
     _save_unique(member, program=member.program, fields={name: changes[name] for name in changed})
+    hooks.member_updated.run(member=member, changed=sorted(changed), actor=actor)
     emit(member, "member.updated", {"member": member_payload(member), "changed": sorted(changed)})
     return member
 

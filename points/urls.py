@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from . import api
 
@@ -26,4 +26,6 @@ urlpatterns = [
     path("holds/<int:hold_id>", api.HoldDetailApi.as_view(), name="points-hold"),
     path("holds/<int:hold_id>/capture", api.HoldCaptureApi.as_view(), name="points-hold-capture"),
     path("holds/<int:hold_id>/release", api.HoldReleaseApi.as_view(), name="points-hold-release"),
+    # Purchases, refunds, earning rules, campaigns, earning settings, referrals.
+    path("", include("points.earning.urls")),
 ]

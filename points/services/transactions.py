@@ -60,10 +60,12 @@ def points_earn(
     pending_until: datetime | None = None,
     metadata: dict | None = None,
     description: str = "",
+    event_data: dict | None = None,
 ) -> PointsResult:
     """Credit earned points in a new lot expiring by the currency's policy (counted from
     ``occurred_at``). With ``pending_until`` in the future they are pending until then:
-    visible, not spendable."""
+    visible, not spendable. ``event_data``: extra members of the ``points.earned`` event
+    (e.g. the purchase that earned them)."""
     _check_amount(amount)
     currency = _requested_currency(member, currency, reference)
     check_member(member, spending=False)
@@ -117,7 +119,7 @@ def points_earn(
     account.lifetime_earned += amount
     _touch(account, txn.occurred_at)
     ledger.post(post)
-    emit_transaction("points.earned", txn, account)
+    emit_transaction("points.earned", txn, account, **(event_data or {}))
     return PointsResult(txn, account)
 
 
@@ -358,11 +360,13 @@ def points_reverse(
     reference: str = "",
     description: str = "",
     metadata: dict | None = None,
+    event_data: dict | None = None,
 ) -> PointsResult:
     """Undo part or all (``amount`` None) of an earn, redemption, adjustment, transfer or
     capture, never more than what remains reversible. Reversing a redemption gives the
     points back to the lots they came from, with their original expiry; reversing a
-    pending earn cancels (part of) it."""
+    pending earn cancels (part of) it. ``event_data``: extra members of the
+    ``points.reversed`` event (e.g. the refund)."""
     original = transaction
     if original.kind not in REVERSIBLE_KINDS:
         raise NotReversibleError(f"A {original.kind} transaction cannot be reversed.", kind=original.kind)
@@ -459,5 +463,5 @@ def points_reverse(
         ledger.credit_restoring(post, primary, amount, from_txn_ids=family, now=now)
     ledger.post(post)
     accounts_changed = [primary] if counterparty is None else [primary, counterparty]
-    emit_transaction("points.reversed", txn, *accounts_changed, reason=txn.reason)
+    emit_transaction("points.reversed", txn, *accounts_changed, reason=txn.reason, **(event_data or {}))
     return PointsResult(txn, primary, counterparty_account=counterparty)

@@ -1,0 +1,255 @@
+"""Qualifying activity for tiers, and the lock order every earning write keeps.
+
+Tiers never read the ledger: what counts towards a tier is recorded here, in the same
+transaction as the ledger write, with ``tiers.services.activity_record``:
+
+- an earn through the API (``points_earn_qualifying``): source ``earn``, the points
+  (default currency only);
+- a purchase: source ``purchase``, its eligible spend, its points (default currency) and
+  one visit (``points.earning.purchases``);
+- a refund: source ``refund``, negative spend and points, and minus one visit when it
+  leaves nothing of the purchase;
+- a reversal of an earn: source ``reversal``, negative points; of an adjustment: source
+  ``adjustment``;
+- a manual adjustment: source ``adjustment``, signed points (tiers counts them only when
+  the program's ``adjustments_qualify`` setting says so).
+
+Event bonuses (enrolment, birthday, referral, profile completion), transfers, redemptions
+and rewards' point conversions are not qualifying activity.
+
+**Lock order** (``points.services`` documents it for every writer): the members' tier rows
+(in member id order), then their points accounts (in account id order), then campaign rows
+(budgets), then the members' event counters (taken by the events, last). ``lock_members``
+takes the first two at the start of the transaction: ``activity_record`` can then upgrade
+a member and write ``tier.changed`` before or after the ledger write without ever waiting
+for an account while holding an event counter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from django.db import transaction
+
+from members.models import Member
+from membership_site.actors import Actor
+from programs.models import Location
+from tiers import services as tier_services
+from tiers.models import MemberTier, TierActivity
+
+from .. import services
+from ..models import Account, Currency, Transaction
+from ..selectors import default_currency
+
+Source = TierActivity.Source
+
+
+def lock_members(
+    members: Sequence[Member], currencies: Iterable[Currency], *, actor: Actor
+) -> dict[tuple[int, int], Account]:
+    """Lock the members' tier rows, then their accounts in ``currencies`` (created on first
+    use); returns the accounts by (member id, currency id). Members of a program with tiers
+    who have no tier row yet get the default tier first (as ``activity_record`` would)."""
+    by_id = {member.pk: member for member in members}
+    ids = sorted(by_id)
+    locked = set(
+        MemberTier.objects.select_for_update()
+        .filter(member_id__in=ids)
+        .order_by("member_id")
+        .values_list("member_id", flat=True)
+    )
+    missing = [by_id[pk] for pk in ids if pk not in locked and by_id[pk].status != Member.Status.TERMINATED]
+    if missing and tier_services.members_assign_default(members=missing, actor=actor):
+        list(
+            MemberTier.objects.select_for_update()
+            .filter(member_id__in=[m.pk for m in missing])
+            .order_by("member_id")
+            .values_list("member_id", flat=True)
+        )
+    currencies = {currency.pk: currency for currency in currencies}
+    wanted = {(member_id, currency_id) for member_id in ids for currency_id in currencies}
+    existing = set(
+        Account.objects.filter(member_id__in=ids, currency_id__in=currencies).values_list(
+            "member_id", "currency_id"
+        )
+    )
+    if wanted - existing:
+        Account.objects.bulk_create(
+            [
+                Account(
+                    program_id=currencies[currency_id].program_id,
+                    currency=currencies[currency_id],
+                    kind=Account.Kind.MEMBER,
+                    member_id=member_id,
+                    allow_negative=currencies[currency_id].allow_negative,
+                )
+                for member_id, currency_id in sorted(wanted - existing)
+            ],
+            ignore_conflicts=True,
+        )
+    accounts = (
+        Account.objects.select_for_update()
+        .filter(member_id__in=ids, currency_id__in=currencies)
+        .order_by("pk")
+    )
+    result = {}
+    for account in accounts:
+        account.currency = currencies[account.currency_id]
+        result[(account.member_id, account.currency_id)] = account
+    return result
+
+
+def record(
+    *,
+    member: Member,
+    source: str,
+    reference: str,
+    occurred_at: datetime,
+    actor: Actor,
+    spend=None,
+    points: int = 0,
+    visits: int = 0,
+):
+    """``tiers.services.activity_record`` with the defaults of the earning code."""
+    kwargs = {"spend": spend} if spend is not None else {}
+    return tier_services.activity_record(
+        member=member,
+        occurred_at=occurred_at,
+        source=source,
+        reference=reference,
+        points=points,
+        visits=visits,
+        actor=actor,
+        **kwargs,
+    )
+
+
+def _is_default(currency: Currency) -> bool:
+    return currency.is_default
+
+
+@transaction.atomic
+def points_earn_qualifying(
+    *,
+    member: Member,
+    amount: int,
+    actor: Actor,
+    currency: Currency | None = None,
+    reference: str = "",
+    occurred_at: datetime | None = None,
+    location: Location | None = None,
+    pending_until: datetime | None = None,
+    metadata: dict | None = None,
+    description: str = "",
+) -> services.PointsResult:
+    """``points_earn`` that also records the points as qualifying activity (source
+    ``earn``, reference ``earn:<transaction id>``) when they are in the default currency."""
+    currency = currency or default_currency(program_id=member.program_id)
+    lock_members([member], [currency], actor=actor)
+    result = services.points_earn(
+        member=member,
+        amount=amount,
+        actor=actor,
+        currency=currency,
+        reference=reference,
+        occurred_at=occurred_at,
+        location=location,
+        pending_until=pending_until,
+        metadata=metadata,
+        description=description,
+    )
+    if result.created and _is_default(currency):
+        txn = result.transaction
+        record(
+            member=member,
+            source=Source.EARN,
+            reference=f"earn:{txn.pk}",
+            occurred_at=txn.occurred_at,
+            points=amount,
+            actor=actor,
+        )
+    return result
+
+
+@transaction.atomic
+def points_adjust_qualifying(
+    *,
+    member: Member,
+    amount: int,
+    reason: str,
+    actor: Actor,
+    currency: Currency | None = None,
+    reference: str = "",
+    description: str = "",
+    metadata: dict | None = None,
+) -> services.PointsResult:
+    """``points_adjust`` that records the signed points as activity of source
+    ``adjustment`` (tiers counts it only if the program says adjustments qualify)."""
+    currency = currency or default_currency(program_id=member.program_id)
+    lock_members([member], [currency], actor=actor)
+    result = services.points_adjust(
+        member=member,
+        amount=amount,
+        reason=reason,
+        actor=actor,
+        currency=currency,
+        reference=reference,
+        description=description,
+        metadata=metadata,
+    )
+    if result.created and _is_default(currency):
+        txn = result.transaction
+        record(
+            member=member,
+            source=Source.ADJUSTMENT,
+            reference=f"adjust:{txn.pk}",
+            occurred_at=txn.occurred_at,
+            points=txn.signed_amount,
+            actor=actor,
+        )
+    return result
+
+
+@transaction.atomic
+def points_reverse_qualifying(
+    *,
+    transaction: Transaction,
+    actor: Actor,
+    amount: int | None = None,
+    reason: str = "",
+    reference: str = "",
+    description: str = "",
+    metadata: dict | None = None,
+) -> services.PointsResult:
+    """``points_reverse`` that takes qualifying points back: reversing an earn records
+    negative points (source ``reversal``), reversing an adjustment the opposite of its
+    points (source ``adjustment``). Other kinds never qualified."""
+    original = transaction
+    currency = Currency.objects.select_related("program").get(pk=original.currency_id)
+    members = list(Member.objects.filter(pk__in={original.member_id, original.counterparty_id} - {None}))
+    lock_members(members, [currency], actor=actor)
+    result = services.points_reverse(
+        transaction=original,
+        actor=actor,
+        amount=amount,
+        reason=reason,
+        reference=reference,
+        description=description,
+        metadata=metadata,
+    )
+    source = {Transaction.Kind.EARN: Source.REVERSAL, Transaction.Kind.ADJUST: Source.ADJUSTMENT}.get(
+        original.kind
+    )
+    if result.created and source is not None and _is_default(currency):
+        txn = result.transaction
+        member = next(m for m in members if m.pk == original.member_id)
+        record(
+            member=member,
+            source=source,
+            reference=f"reverse:{txn.pk}",
+            occurred_at=original.occurred_at,
+            points=txn.signed_amount,
+            actor=actor,
+        )
+    return result
