@@ -1,8 +1,10 @@
 """Jobs API: start imports and exports, follow jobs, download reports and files.
 
 Starting an import needs ``jobs:write`` and the kind's own scope (``members:write`` for
-the member kinds); downloading an export's file needs ``jobs:read`` and the kind's read
-scope (``members:read``), since it holds what that scope protects.
+the member kinds, ``points:write`` for point adjustments, ``tiers:write`` for tier
+assignments, ``config:write`` for tier definitions and the catalog); downloading an
+export's file needs ``jobs:read`` and the kind's read scope (``members:read``,
+``points:read``, ``config:read``), since it holds what that scope protects.
 """
 
 from __future__ import annotations
@@ -26,12 +28,23 @@ from .errors import JobFileExpiredError, JobFileMissingError, JobNotFinishedErro
 from .models import Job
 from .serializers import ImportUploadSerializer, JobSerializer, KindSerializer, kind_document
 
-_KIND = OpenApiParameter("kind", str, OpenApiParameter.PATH, description="e.g. members, labels, cards")
+_KIND = OpenApiParameter(
+    "kind",
+    str,
+    OpenApiParameter.PATH,
+    description="Imports: members, labels, cards, point_adjustments, tier_assignments, tiers, rewards. "
+    "Exports: members, transactions, balances, liability, tiers, rewards.",
+)
 _JOB_ID = OpenApiParameter("job_id", int, OpenApiParameter.PATH)
 _IMPORT_QUERY = [
     OpenApiParameter("dry_run", bool, description="Validate every row and report; change nothing."),
     OpenApiParameter("mode", str, enum=["continue", "all_or_nothing"], description="Default continue."),
-    OpenApiParameter("match", str, description="Member kinds: number (default), email or external_ref."),
+    OpenApiParameter(
+        "match",
+        str,
+        description="Kinds that find members (members, labels, cards, point_adjustments, "
+        "tier_assignments): number (default), email or external_ref.",
+    ),
     OpenApiParameter("action", str, description="members: create, update or upsert (default)."),
 ]
 
@@ -97,7 +110,9 @@ class ImportCreateApi(ApiView):
         "Parameters go in the query string (or as multipart fields). The file's header is "
         "checked now (unknown or missing columns: 400); rows are checked by the job. Answers "
         "202 with the job; follow it at `Location`. Also needs the kind's scope "
-        "(`members:write` for members, labels and cards).",
+        "(`members:write` for members, labels and cards; `points:write` for point_adjustments; "
+        "`tiers:write` for tier_assignments; `config:write` for tiers and rewards): see "
+        "GET /imports/{kind}/describe.",
         parameters=[_KIND, *_IMPORT_QUERY],
         request={
             "multipart/form-data": ImportUploadSerializer,
@@ -151,9 +166,11 @@ class ExportCreateApi(ApiView):
     @extend_schema(
         summary="Start an export",
         description="`format` (csv or json) and the kind's filters, e.g. for members "
-        "`updated_since`, `status`, `label` (see GET /exports/{kind}). Answers 202 with the "
-        "job; when it has succeeded, download `result.url`. Also needs the kind's read "
-        "scope (`members:read`).",
+        "`updated_since`, `status`, `label`; for transactions `from` and `to` (days in the "
+        "program's time zone, both included), `currency`, `kind` (see GET "
+        "/exports/{kind}/describe). Answers 202 with the job; when it has succeeded, download "
+        "`result.url`. Also needs the kind's read scope (`members:read`; `points:read` for "
+        "transactions, balances and liability; `config:read` for tiers and rewards).",
         parameters=[_KIND],
         request={"application/json": {"type": "object", "additionalProperties": True}},
         responses={202: JobSerializer},

@@ -121,7 +121,9 @@ class ImportUploadSerializer(StrictSerializer):
     dry_run = serializers.BooleanField(required=False)
     mode = serializers.ChoiceField(choices=Job.Mode.choices, required=False)
     match = serializers.CharField(
-        required=False, help_text="Kinds that find members: number, email, external_ref."
+        required=False,
+        help_text="Kinds that find members (members, labels, cards, point_adjustments, "
+        "tier_assignments): number, email, external_ref.",
     )
     action = serializers.CharField(required=False, help_text="members: create, update or upsert.")
 
