@@ -19,6 +19,8 @@ from membership_site.errors import DomainError
 from programs.models import Program
 
 from . import selectors, services
+from .earning import admin as _earning_admin  # noqa: F401  (registers purchases, rules, campaigns)
+from .earning import qualifying
 from .models import Account, Currency, Entry, Hold, Lot, Transaction
 
 ADJUST_PERMISSION = "points.adjust_points"
@@ -188,7 +190,7 @@ class AccountAdmin(ReadOnlyAdmin):
             description="Manual adjustment",
             form_class=AdjustmentForm,
             permissions=("adjust",),
-            apply=lambda account, actor, data: services.points_adjust(
+            apply=lambda account, actor, data: qualifying.points_adjust_qualifying(
                 member=account.member,
                 currency=Currency.objects.select_related("program").get(pk=account.currency_id),
                 amount=data["amount"],
@@ -271,7 +273,7 @@ class TransactionAdmin(ReadOnlyAdmin):
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:
-                result = services.points_adjust(
+                result = qualifying.points_adjust_qualifying(
                     member=data["member"],
                     currency=data["currency_obj"],
                     amount=data["amount"],

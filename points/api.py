@@ -16,6 +16,7 @@ from membership_site.api.views import ApiGenericView, ApiView
 from programs.models import Location
 
 from . import selectors, services
+from .earning import qualifying
 from .errors import RecipientNotFoundError, UnknownLocationError
 from .events import balance_payload
 from .expiry import parse_duration
@@ -236,9 +237,9 @@ class EarnApi(ApiView):
     @extend_schema(
         summary="Earn points",
         description="Credits points in a new lot expiring by the currency's policy. With "
-        "`pending_until` in the future they are pending (visible, not spendable) until then."
-        + _REPLAY_NOTE
-        + _ERRORS_NOTE,
+        "`pending_until` in the future they are pending (visible, not spendable) until then. "
+        "Points in the default currency count as qualifying activity for tiers (an upgrade "
+        "happens at once)." + _REPLAY_NOTE + _ERRORS_NOTE,
         request=EarnSerializer,
         responses={201: PointsResultSerializer, 200: PointsResultSerializer},
     )
@@ -247,7 +248,7 @@ class EarnApi(ApiView):
         serializer = EarnSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        result = services.points_earn(
+        result = qualifying.points_earn_qualifying(
             member=member,
             amount=data["amount"],
             actor=self.actor,
@@ -305,7 +306,7 @@ class AdjustApi(ApiView):
         serializer = AdjustSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        result = services.points_adjust(
+        result = qualifying.points_adjust_qualifying(
             member=member,
             amount=data["amount"],
             reason=data["reason"],
@@ -369,7 +370,9 @@ class ReverseApi(ApiView):
         original = selectors.transaction_get(program=self.program, transaction_id=transaction_id)
         serializer = ReverseSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        result = services.points_reverse(transaction=original, actor=self.actor, **serializer.validated_data)
+        result = qualifying.points_reverse_qualifying(
+            transaction=original, actor=self.actor, **serializer.validated_data
+        )
         return _result(result)
 
 

@@ -1,5 +1,6 @@
 """Demo points: each demo member gets a welcome bonus and a purchase still pending its
-return window. Safe to re-run: the references make every earn happen once."""
+return window; then the earning demo (``points.earning.demo``: rules, a campaign and a few
+purchases). Safe to re-run: the references make every earn happen once."""
 
 from __future__ import annotations
 
@@ -12,12 +13,18 @@ from membership_site.actors import Actor
 from programs.models import Program
 
 from . import services
+from .earning import demo as earning_demo
 
 WELCOME_POINTS = 500
 PENDING_POINTS = 120
 
 
 def load(*, program: Program, actor: Actor) -> None:
+    _ledger(program=program, actor=actor)
+    earning_demo.load(program=program, actor=actor)
+
+
+def _ledger(*, program: Program, actor: Actor) -> None:
     members = Member.objects.filter(program=program).exclude(status=Member.Status.TERMINATED).order_by("pk")
     now = timezone.now()
     for index, member in enumerate(members):

@@ -41,3 +41,16 @@ def points_verify_ledger() -> int:
     for difference in differences:
         logger.error("Ledger difference: %s", difference)
     return len(differences)
+
+
+@shared_task(name="points.birthday_bonuses")
+def points_birthday_bonuses() -> int:
+    """Give the birthday bonuses due today in each program's time zone (hourly: soon after
+    each program's local midnight; a re-run gives nothing twice)."""
+    from .earning import bonuses
+
+    actor = Actor.system("task:points.birthday_bonuses")
+    return sum(
+        bonuses.birthday_bonuses(program=program, actor=actor).members
+        for program in bonuses.birthday_programs()
+    )

@@ -364,3 +364,11 @@ def referral_complete(
     referral.completed_at = timezone.now()
     referral.purchase = purchase
     referral.save(update_fields=["status", "completed_at", "purchase"])
+
+
+def birthday_programs(*, program: Program | None = None) -> list[Program]:
+    """Programs that give a birthday bonus (or just ``program``)."""
+    programs = Program.objects.filter(earning_settings__birthday_bonus__gt=0).order_by("code")
+    if program is not None:
+        programs = programs.filter(pk=program.pk)
+    return list(programs)

@@ -198,7 +198,7 @@ def rule_check(*, program: Program, values: dict[str, Any]) -> dict[str, Any]:
     min_spend = values.get("min_spend")
     if min_spend is not None:
         quantum = money_quantum(program.currency)
-        if min_spend < 0 or min_spend != min_spend.quantize(quantum):
+        if not isinstance(min_spend, Decimal) or min_spend < 0 or min_spend != min_spend.quantize(quantum):
             raise InvalidRuleError(
                 f"min_spend is a {program.currency} amount of 0 or more.", field="min_spend"
             )

@@ -55,3 +55,102 @@ def ledger_ok():
 @pytest.fixture
 def points_api(make_api):
     return make_api(["points:read", "points:write"])
+
+
+# --- Earning (purchases, rules, campaigns) --------------------------------------------------
+
+
+def line(sku: str = "SKU", price: str = "10.00", quantity: str = "1", **fields):
+    """A purchase line for the earning services (money as strings, like the API)."""
+    from decimal import Decimal
+
+    from points.earning.basket import LineInput
+
+    for name in ("line_total", "discount"):
+        if name in fields and fields[name] is not None:
+            fields[name] = Decimal(fields[name])
+    return LineInput(sku=sku, unit_price=Decimal(price), quantity=Decimal(quantity), **fields)
+
+
+@pytest.fixture
+def location(program):
+    from programs.services import location_create
+
+    return location_create(program=program, code="paris-01", name="Paris", actor=SYSTEM)
+
+
+@pytest.fixture
+def make_rule(program):
+    def _make(code: str = "base", value: str = "1", **fields):
+        from decimal import Decimal
+
+        from points.earning import config
+
+        return config.earning_rule_create(
+            program=program,
+            code=code,
+            name=fields.pop("name", code),
+            value=Decimal(value),
+            actor=SYSTEM,
+            **fields,
+        )
+
+    return _make
+
+
+@pytest.fixture
+def make_campaign(program):
+    def _make(code: str = "promo", value: str = "2", **fields):
+        from decimal import Decimal
+
+        from points.earning import config
+
+        fields.setdefault("effect", "multiplier")
+        return config.campaign_create(
+            program=program,
+            code=code,
+            name=fields.pop("name", code),
+            value=Decimal(value),
+            actor=SYSTEM,
+            **fields,
+        )
+
+    return _make
+
+
+@pytest.fixture
+def base_rule(make_rule):
+    """1 point per unit of money on every eligible line."""
+    return make_rule("base", "1")
+
+
+@pytest.fixture
+def earning_settings(program):
+    def _set(**fields):
+        from points.earning import config
+
+        return config.earning_settings_update(program=program, actor=SYSTEM, **fields)
+
+    return _set
+
+
+@pytest.fixture
+def buy(program):
+    """Record a purchase through the service: ``buy(member, [line(...)], reference=...)``."""
+    import itertools
+
+    from points.earning import purchases
+
+    numbers = itertools.count(1)
+
+    def _buy(member, lines=None, *, reference: str | None = None, **kwargs):
+        return purchases.purchase_record(
+            program=program,
+            member=member,
+            reference=reference or f"R-{next(numbers)}",
+            lines=lines or [line()],
+            actor=SYSTEM,
+            **kwargs,
+        ).purchase
+
+    return _buy
