@@ -614,7 +614,7 @@ def refund_record(
         )
     )
     accounts = lock_members([member], [default, *earning_currencies], actor=actor)
-    purchase = Purchase.objects.select_for_update().select_related("location").get(pk=purchase.pk)
+    purchase = Purchase.objects.select_for_update(of=("self",)).select_related("location").get(pk=purchase.pk)
     if purchase.fully_refunded:
         raise PurchaseFullyRefundedError(f"Purchase {purchase.reference} was refunded in full.")
     purchase_lines = list(PurchaseLine.objects.filter(purchase=purchase).order_by("number"))
