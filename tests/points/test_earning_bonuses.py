@@ -1,0 +1,265 @@
+"""Event bonuses: enrolment (once, set-based for imported lists), profile completion (once,
+through the members_updated hook), birthdays (day or month, 29 February, re-runs, the
+command and the task) and referrals (code, recording, both bonuses on the first purchase)."""
+
+from __future__ import annotations
+
+from datetime import date
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from members import bulk
+from members import services as member_services
+from points import tasks
+from points.earning import bonuses
+from points.models import Account, BonusAward, Referral
+from webhooks.models import Event
+
+from .conftest import SYSTEM, assert_ledger_consistent, line
+
+pytestmark = pytest.mark.django_db
+
+
+def available(member) -> int:
+    account = Account.objects.filter(member=member, currency__code="PTS").first()
+    return account.available if account else 0
+
+
+# --- Enrolment -----------------------------------------------------------------------------
+
+
+def test_enrolment_bonus_once_per_new_member(earning_settings, make_member):
+    earning_settings(enrolment_bonus=100)
+    member = make_member()
+    assert available(member) == 100
+    award = BonusAward.objects.get(member=member)
+    assert (award.kind, award.points, award.transaction.description) == ("enrolment", 100, "Welcome bonus")
+    event = Event.objects.get(type="points.earned", member_id=member.pk)
+    assert event.data["bonus"] == {"kind": "enrolment", "key": ""}
+    bonuses.members_created_bonuses(members=[member], actor=SYSTEM)  # a hook run twice gives nothing
+    assert available(member) == 100
+    assert_ledger_consistent()
+
+
+def test_enrolment_bonus_off_by_default(make_member):
+    member = make_member()
+    assert available(member) == 0 and not BonusAward.objects.exists()
+
+
+def test_enrolment_bonus_for_an_imported_list_in_a_fixed_number_of_queries(
+    program, earning_settings, make_member
+):
+    def new_members(count):
+        return [make_member() for _ in range(count)]
+
+    few, many = new_members(2), new_members(12)
+    earning_settings(enrolment_bonus=50)
+    counts = []
+    for members in (few, many):
+        with CaptureQueriesContext(connection) as queries:
+            bonuses.members_created_bonuses(members=members, actor=SYSTEM)
+        counts.append(len(queries))
+    assert counts[0] == counts[1], counts
+    assert all(available(m) == 50 for m in [*few, *many])
+    assert_ledger_consistent()
+
+
+def test_enrolment_bonus_through_the_bulk_member_import(program, earning_settings):
+    earning_settings(enrolment_bonus=25)
+    rows = [bulk.MemberInput(profile={"email": f"imported{n}@example.com"}) for n in range(5)]
+    results = bulk.members_upsert_many(
+        program=program, rows=rows, match="email", action="create", actor=SYSTEM
+    )
+    assert [r.outcome for r in results] == ["created"] * 5
+    assert BonusAward.objects.filter(kind="enrolment").count() == 5
+    assert all(available(r.member) == 25 for r in results)
+
+
+# --- Profile completion --------------------------------------------------------------------
+
+
+def test_profile_completion_bonus_once_when_the_last_field_is_filled(earning_settings, make_member):
+    earning_settings(profile_completion_bonus=50, profile_completion_fields=["phone", "birth_date"])
+    member = make_member(phone="")
+    member_services.member_update(member=member, phone="+33611111111", actor=SYSTEM)
+    assert available(member) == 0
+    member_services.member_update(member=member, birth_date=date(1990, 5, 4), actor=SYSTEM)
+    assert available(member) == 50
+    member_services.member_update(member=member, birth_date=date(1990, 5, 5), actor=SYSTEM)
+    member_services.member_update(member=member, phone="", actor=SYSTEM)
+    member_services.member_update(member=member, phone="+33622222222", actor=SYSTEM)
+    assert available(member) == 50
+    assert BonusAward.objects.get(member=member).kind == "profile"
+
+
+def test_profile_completion_bonus_at_creation_when_already_complete(earning_settings, make_member):
+    earning_settings(profile_completion_bonus=30, profile_completion_fields=["phone"])
+    complete = make_member(phone="+33633333333")
+    incomplete = make_member()
+    assert (available(complete), available(incomplete)) == (30, 0)
+
+
+# --- Birthdays -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def birthdays(earning_settings, make_member):
+    earning_settings(birthday_bonus=200)
+    return {
+        "march14": make_member(birth_date=date(1990, 3, 14)),
+        "march2": make_member(birth_date=date(1985, 3, 2)),
+        "leapling": make_member(birth_date=date(2000, 2, 29)),
+        "april": make_member(birth_date=date(1990, 4, 14)),
+        "unknown": make_member(),
+    }
+
+
+def given(day: date, program) -> set[int]:
+    bonuses.birthday_bonuses(program=program, on=day, actor=SYSTEM)
+    return set(
+        BonusAward.objects.filter(kind="birthday", key=str(day.year)).values_list("member_id", flat=True)
+    )
+
+
+def test_birthday_bonus_on_the_day_once_per_year(program, birthdays):
+    assert given(date(2025, 3, 14), program) == {birthdays["march14"].pk}
+    assert given(date(2025, 3, 14), program) == {birthdays["march14"].pk}  # re-run: nothing twice
+    assert available(birthdays["march14"]) == 200
+    assert given(date(2026, 3, 14), program) == {birthdays["march14"].pk}  # next year again
+    assert available(birthdays["march14"]) == 400
+    assert_ledger_consistent()
+
+
+def test_birthday_on_29_february_falls_on_28_february_in_other_years(program, birthdays):
+    assert given(date(2027, 2, 28), program) == {birthdays["leapling"].pk}
+    assert given(date(2028, 2, 28), program) == set()  # a leap year: wait for the 29th
+    assert given(date(2028, 2, 29), program) == {birthdays["leapling"].pk}
+
+
+def test_birthday_bonus_in_the_birthday_month(program, birthdays, earning_settings):
+    earning_settings(birthday_mode="month")
+    assert given(date(2025, 3, 20), program) == {birthdays["march14"].pk, birthdays["march2"].pk}
+    assert given(date(2025, 3, 31), program) == {birthdays["march14"].pk, birthdays["march2"].pk}
+    assert available(birthdays["march2"]) == 200
+
+
+def test_birthday_bonus_only_for_active_members(program, birthdays):
+    member_services.member_change_status(
+        member=birthdays["march14"], to_status="suspended", reason="Check", actor=SYSTEM
+    )
+    assert given(date(2025, 3, 14), program) == set()
+
+
+def test_birthday_command_with_date_program_and_summary(program, birthdays):
+    out = StringIO()
+    call_command("earning_birthday_bonuses", "--date", "2025-03-14", "--no-progress", stdout=out)
+    assert "acme 2025-03-14: 1 bonuses, 200 points." in out.getvalue()
+    assert "1 birthday bonuses given, 200 points in all." in out.getvalue()
+    again = StringIO()
+    call_command("earning_birthday_bonuses", "--date", "2025-03-14", "--program", "acme", stdout=again)
+    assert "0 birthday bonuses given" in again.getvalue()
+    with pytest.raises(CommandError):
+        call_command("earning_birthday_bonuses", "--program", "nope")
+    with pytest.raises(CommandError):
+        call_command("earning_birthday_bonuses", "--date", "2999-01-01")
+
+
+def test_birthday_task_gives_today_s_bonuses(program, earning_settings, make_member):
+    from django.utils import timezone
+
+    earning_settings(birthday_bonus=10)
+    today = timezone.now().astimezone(program.tz).date()
+    member = make_member(
+        birth_date=today.replace(year=1990) if (today.month, today.day) != (2, 29) else today
+    )
+    assert tasks.points_birthday_bonuses() == 1
+    assert tasks.points_birthday_bonuses() == 0
+    assert available(member) == 10
+
+
+# --- Referrals -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def api(make_api):
+    return make_api(["points:read", "points:write"])
+
+
+def test_referral_both_bonuses_after_the_referee_s_first_purchase(
+    api, earning_settings, make_member, base_rule, buy
+):
+    earning_settings(referral_referrer_bonus=300, referral_referee_bonus=150)
+    referrer, referee = make_member(), make_member()
+    code = api.get(f"/api/v1/members/{referrer.pk}/referral").json()["code"]
+    assert len(code) == 8
+    assert api.get(f"/api/v1/members/{referrer.pk}/referral").json()["code"] == code  # stable
+    response = api.post(f"/api/v1/members/{referee.pk}/referral", {"code": code.lower()}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["referred_by"] == {
+        "member_id": referrer.pk,
+        "number": referrer.number,
+        "code": code,
+        "status": "pending",
+    }
+    assert (available(referrer), available(referee)) == (0, 0)
+    buy(referee, [line("A", "10.00")])
+    assert (available(referrer), available(referee)) == (300, 160)
+    assert Referral.objects.get().status == "completed"
+    assert api.get(f"/api/v1/members/{referrer.pk}/referral").json()["referrals"] == {
+        "pending": 0,
+        "completed": 1,
+    }
+    buy(referee, [line("B", "10.00")])
+    assert (available(referrer), available(referee)) == (300, 170)
+    assert_ledger_consistent()
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "code"),
+    [
+        ("unknown", 400, "unknown_referral_code"),
+        ("self", 400, "self_referral"),
+        ("twice", 409, "already_referred"),
+        ("late", 409, "referral_too_late"),
+        ("terminated", 409, "member_terminated"),
+        ("blank", 400, "required"),
+    ],
+)
+def test_referral_api_errors(api, make_member, base_rule, buy, case, status, code):
+    referrer, referee = make_member(), make_member()
+    referral_code = bonuses.referral_code_get_or_create(member=referrer, actor=SYSTEM).code
+    body = {"code": referral_code}
+    if case == "unknown":
+        body = {"code": "NOPE2345"}
+    elif case == "self":
+        referee = referrer
+    elif case == "twice":
+        bonuses.referral_record(member=referee, code=referral_code, actor=SYSTEM)
+    elif case == "late":
+        buy(referee, [line()])
+    elif case == "terminated":
+        member_services.member_change_status(member=referee, to_status="terminated", reason="x", actor=SYSTEM)
+    elif case == "blank":
+        body = {}
+    response = api.post(f"/api/v1/members/{referee.pk}/referral", body, format="json")
+    assert response.status_code == status, response.content
+    problem = response.json()
+    assert problem["code"] == code or any(e["code"] == code for e in problem.get("errors", []))
+    assert Referral.objects.count() == (1 if case == "twice" else 0)
+
+
+def test_referral_api_access(make_api, make_member, other_program, client):
+    member = make_member()
+    url = f"/api/v1/members/{member.pk}/referral"
+    assert client.get(url).status_code == 401
+    assert make_api(["members:read"]).get(url).status_code == 403
+    reader = make_api(["points:read"])
+    assert reader.get(url).status_code == 200
+    assert reader.post(url, {"code": "X"}, format="json").status_code == 403
+    stranger = make_api(["points:read", "points:write"], target_program=other_program)
+    assert stranger.get(url).status_code == 404
