@@ -175,6 +175,15 @@ class EarningRuleForm(_RuleForm):
 class CampaignForm(_RuleForm):
     service_fields = config.CAMPAIGN_FIELDS
 
+    def clean(self):
+        data = super().clean()
+        budget = data.get("budget_points")
+        if self.instance.pk and budget is not None:
+            used = config.campaign_budget_used(self.instance)
+            if budget < used:
+                self.add_error("budget_points", f"The campaign already issued {used} points.")
+        return data
+
     class Meta:
         model = Campaign
         fields = ["program", "code", *config.CAMPAIGN_FIELDS]

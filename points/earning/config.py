@@ -300,6 +300,15 @@ def campaign_create(
     )
 
 
+def campaign_budget_used(campaign: Campaign) -> int:
+    """The points a budget set on ``campaign`` now starts from: what it counted so far, or,
+    without a budget until now, every point it issued."""
+    if campaign.budget_points is not None:
+        return campaign.budget_used
+    issued = PointsAward.objects.filter(campaign=campaign).values_list("points", flat=True)
+    return max(sum(issued), 0)
+
+
 @transaction.atomic
 def campaign_update(*, campaign: Campaign, actor: Actor, **changes: Any) -> Campaign:
     """Change the fields given. Setting a budget counts the points the campaign already
@@ -312,9 +321,7 @@ def campaign_update(*, campaign: Campaign, actor: Actor, **changes: Any) -> Camp
         if budget is None:
             locked.budget_used = 0
             return
-        if locked.budget_points is None:
-            issued = PointsAward.objects.filter(campaign=locked).values_list("points", flat=True)
-            locked.budget_used = max(sum(issued), 0)
+        locked.budget_used = campaign_budget_used(locked)
         if budget < locked.budget_used:
             raise InvalidRuleError(
                 f"The campaign already issued {locked.budget_used} points.",
