@@ -14,6 +14,9 @@ in its own savepoint: the result is the same, only slower.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import operator
 from collections import defaultdict
 from collections.abc import Iterable
@@ -54,6 +57,16 @@ from .normalize import (
 MATCH_FIELDS = ("number", "email", "external_ref")
 ACTIONS = ("create", "update", "upsert")
 _UNIQUE_FIELDS = ("number", "email", "phone", "external_ref")
+
+
+def pg_array(values: Iterable[Any]) -> str:
+    """A PostgreSQL array literal of ``values`` (as text), sent as one parameter:
+    ``column = ANY(%s::text[])`` is planned like an ``IN`` list of constants (the index is
+    used), without building, quoting and parsing one placeholder per value, which costs
+    more than running the query for a thousand values. Inside double quotes only ``"``
+    and ``\\`` need escaping."""
+    items = (str(value).replace("\\", "\\\\").replace('"', '\\"') for value in values)
+    return "{" + ",".join(f'"{item}"' for item in items) + "}"
 
 
 def member_key(match: str, value: str) -> str:
@@ -179,12 +192,7 @@ def _bulk(program: Program, rows: list[MemberInput], match: str, action: str, ac
 
     # Who exists already (locked, in id order, as member_update locks).
     keys = {row.key for row in live if row.key}
-    existing = {
-        getattr(member, match): member
-        for member in Member.objects.select_for_update()
-        .filter(program=program, **{f"{match}__in": keys})
-        .order_by("pk")
-    }
+    existing = {getattr(member, match): member for member in _existing(program, match, keys)}
     label_codes = {code for row in live for code in row.input.labels}
     labels = {label.code: label for label in Label.objects.filter(program=program, code__in=label_codes)}
     current_labels: dict[int, dict[int, str]] = defaultdict(dict)
@@ -347,31 +355,8 @@ def _insert_members(
     fields = Member._meta.concrete_fields
     attnames = [field.attname for field in fields]
     values = [_with_defaults(fields, {**base, **row, "id": pk}) for pk, row in zip(ids, rows, strict=True)]
-    _copy(Member, fields, map(_preparer(fields), values))
-    history_model = Member.history.model
-    history_fields = [field for field in history_model._meta.concrete_fields if field.attname != "history_id"]
-    extra = {
-        "history_date": now,
-        "history_change_reason": None,
-        "history_type": "+",
-        "history_user_id": actor.user_id,
-        "history_integration_id": actor.integration_id,
-    }
-    # Where each history column comes from: the member's value, or a constant.
-    position = {attname: index for index, attname in enumerate(attnames)}
-    plan = [
-        (position.get(field.attname), extra[field.attname] if field.attname in extra else field.get_default())
-        for field in history_fields
-    ]
-    prepare_history = _preparer(history_fields)
-    _copy(
-        history_model,
-        history_fields,
-        (
-            prepare_history([row[index] if index is not None else constant for index, constant in plan])
-            for row in values
-        ),
-    )
+    _copy(Member, fields, values)
+    _insert_created_history(ids, actor=actor, now=now)
     members = []
     for row in values:
         member = Member.from_db(connection.alias, attnames, row)
@@ -380,14 +365,38 @@ def _insert_members(
     return members
 
 
-_PLAIN_FIELDS = (
-    models.CharField,
-    models.TextField,
-    models.IntegerField,
-    models.BooleanField,
-    models.DateField,
-    models.ForeignKey,
-)
+def _insert_created_history(ids: list[int], *, actor: Actor, now: datetime) -> None:
+    """The "created" history rows of new members, copied from the member rows by the
+    server in one statement (what ``bulk_create_with_history`` writes, without sending
+    every value a second time)."""
+    history_model = Member.history.model
+    member_columns = {field.column for field in Member._meta.concrete_fields}
+    extra = {
+        "history_date": now,
+        "history_change_reason": None,
+        "history_type": "+",
+        "history_user_id": actor.user_id,
+        "history_integration_id": actor.integration_id,
+    }
+    columns, selected, params = [], [], []
+    for history_field in history_model._meta.concrete_fields:
+        if history_field.attname == "history_id":
+            continue
+        column = connection.ops.quote_name(history_field.column)
+        columns.append(column)
+        if history_field.attname in extra or history_field.column not in member_columns:
+            value = extra.get(history_field.attname, history_field.get_default())
+            selected.append("%s")
+            params.append(history_field.get_db_prep_save(value, connection))
+        else:
+            selected.append(f"m.{column}")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {history_model._meta.db_table} ({', '.join(columns)}) "
+            f"SELECT {', '.join(selected)} FROM {Member._meta.db_table} m "
+            "WHERE m.id = ANY(%s::bigint[]) ORDER BY m.id",
+            [*params, pg_array(ids)],
+        )
 
 
 def _with_defaults(fields, values: dict[str, Any]) -> tuple:
@@ -398,28 +407,35 @@ def _with_defaults(fields, values: dict[str, Any]) -> tuple:
     )
 
 
-def _preparer(fields):
-    """Turns rows of values into what COPY takes: plain values as they are, the others
-    (JSON) prepared by their field, as Django would."""
-    special = [(index, field) for index, field in enumerate(fields) if not isinstance(field, _PLAIN_FIELDS)]
-
-    def prepare(row) -> list:
-        row = list(row)
-        for index, model_field in special:
-            row[index] = model_field.get_db_prep_save(row[index], connection)
-        return row
-
-    return prepare
-
-
 def _copy(model, fields, rows: Iterable[tuple]) -> None:
-    columns = ", ".join(connection.ops.quote_name(model_field.column) for model_field in fields)
+    """COPY rows (values in ``fields`` order) into ``model``'s table, as CSV written by
+    the C csv module in one piece: far cheaper per row than formatting each value in
+    Python. In CSV, an unquoted empty cell is NULL: FORCE_NOT_NULL reads it as '' for the
+    text columns that cannot be NULL (Django stores "no value" there as '')."""
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(model_field.column) for model_field in fields)
+    not_null_text = [
+        quote(model_field.column)
+        for model_field in fields
+        if not model_field.null and isinstance(model_field, models.CharField | models.TextField)
+    ]
+    json_fields = [
+        (index, field) for index, field in enumerate(fields) if isinstance(field, models.JSONField)
+    ]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for row in rows:
+        if json_fields:
+            row = list(row)
+            for index, json_field in json_fields:
+                row[index] = json.dumps(row[index], cls=json_field.encoder)
+        writer.writerow(row)
+    options = "FORMAT csv" + (f", FORCE_NOT_NULL ({', '.join(not_null_text)})" if not_null_text else "")
     with (
         connection.cursor() as cursor,
-        cursor.copy(f"COPY {model._meta.db_table} ({columns}) FROM STDIN") as copy,
+        cursor.copy(f"COPY {model._meta.db_table} ({columns}) FROM STDIN ({options})") as copy,
     ):
-        for row in rows:
-            copy.write_row(row)
+        copy.write(out.getvalue())
 
 
 def _check_unique(program: Program, rows: list[_Row]) -> None:
@@ -433,13 +449,10 @@ def _check_unique(program: Program, rows: list[_Row]) -> None:
         )
 
     values = {name: {row.fields[name] for row in rows if writes(row, name)} for name in _UNIQUE_FIELDS}
-    wanted = [Q(**{f"{name}__in": found}) for name, found in values.items() if found]
-    if not wanted:
+    if not any(values.values()):
         return
     owners: dict[str, dict[str, int]] = {name: {} for name in _UNIQUE_FIELDS}
-    for pk, *stored in Member.objects.filter(Q(program=program) & reduce(operator.or_, wanted)).values_list(
-        "pk", *_UNIQUE_FIELDS
-    ):
+    for pk, *stored in _holders(program, values):
         for name, value in zip(_UNIQUE_FIELDS, stored, strict=True):
             if value in values[name]:
                 owners[name][value] = pk
@@ -460,6 +473,50 @@ def _check_unique(program: Program, rows: list[_Row]) -> None:
                 )
             else:
                 taken_here.add(value)
+
+
+def _holders(program: Program, values: dict[str, set[str]]) -> list[tuple]:
+    """(pk, number, email, phone, external_ref) of the program's members holding any of
+    ``values[field]``, in one query."""
+    if connection.vendor != "postgresql":
+        wanted = [Q(**{f"{name}__in": found}) for name, found in values.items() if found]
+        return list(
+            Member.objects.filter(Q(program=program) & reduce(operator.or_, wanted)).values_list(
+                "pk", *_UNIQUE_FIELDS
+            )
+        )
+    conditions, params = [], [program.pk]
+    for name, found in values.items():
+        if found:
+            conditions.append(f"{connection.ops.quote_name(name)} = ANY(%s::text[])")
+            params.append(pg_array(found))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, {', '.join(_UNIQUE_FIELDS)} FROM {Member._meta.db_table} "
+            f"WHERE program_id = %s AND ({' OR '.join(conditions)})",
+            params,
+        )
+        return cursor.fetchall()
+
+
+def _existing(program: Program, match: str, keys: set[str]) -> list[Member]:
+    """The members whose ``match`` field is one of ``keys``, locked in id order (as
+    ``member_update`` locks them)."""
+    if not keys:
+        return []
+    if connection.vendor != "postgresql":
+        return list(
+            Member.objects.select_for_update()
+            .filter(program=program, **{f"{match}__in": keys})
+            .order_by("pk")
+        )
+    return list(
+        Member.objects.raw(
+            f"SELECT * FROM {Member._meta.db_table} WHERE program_id = %s "
+            f"AND {connection.ops.quote_name(match)} = ANY(%s::text[]) ORDER BY id FOR UPDATE",
+            [program.pk, pg_array(keys)],
+        )
+    )
 
 
 def _check_cards(program: Program, rows: list[_Row]) -> None:

@@ -216,24 +216,25 @@ def _insert_events_postgresql(inputs: list[EventInput], now: datetime) -> list[E
     with connection.cursor() as cursor:
         cursor.execute(_insert_events_sql(), {"events": payload, "now": now})
         stored = {event_id: (pk, sequence, txid) for pk, event_id, sequence, txid in cursor.fetchall()}
+    # Instances as read from the database (positional: the cheapest way to build many).
+    names = [field.attname for field in Event._meta.concrete_fields]
     created = []
     for event, record in zip(inputs, json.loads(payload), strict=True):
         pk, sequence, txid = stored[record["event_id"]]
-        created.append(
-            Event(
-                id=pk,
-                event_id=record["event_id"],
-                type=event.type,
-                program_id=event.program_id,
-                member_id=event.member_id,
-                member_sequence=sequence,
-                schema_version=event.schema_version,
-                occurred_at=event.occurred_at or now,
-                recorded_at=now,
-                txid=txid,
-                data=record["data"],
-            )
-        )
+        values = {
+            "id": pk,
+            "event_id": record["event_id"],
+            "type": event.type,
+            "program_id": event.program_id,
+            "member_id": event.member_id,
+            "member_sequence": sequence,
+            "schema_version": event.schema_version,
+            "occurred_at": event.occurred_at or now,
+            "recorded_at": now,
+            "txid": txid,
+            "data": record["data"],
+        }
+        created.append(Event.from_db(connection.alias, names, [values[name] for name in names]))
     return created
 
 

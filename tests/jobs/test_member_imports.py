@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.db import connection
 
 from jobs import engine, services
 from jobs.errors import JobFinishedError
 from jobs.models import Job, JobChunk
-from members import hooks
+from members import bulk, hooks
 from members import services as member_services
 from members.events import member_payload
 from members.models import Card, Label, Member, MemberLabel
@@ -193,6 +194,41 @@ def test_members_import_unique_clash_and_number_change_fail_the_row(import_and_r
         "members", csv_bytes([{"email": "taken@example.com", "number": "2000009"}]), match="email"
     )
     assert outcomes(moved) == [(1, "failed", "number_mismatch")]
+
+
+def test_members_import_matches_and_checks_values_with_quotes_and_backslashes(import_and_run, program):
+    """Keys travel to PostgreSQL as one array literal: quotes, backslashes, commas and
+    braces in a value must come back as themselves."""
+    awkward = ['crm "7", {x}', "crm\\8", "crm,9 }", "NULL", "  spaced  "]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT %s::text[]", [bulk.pg_array(awkward)])
+        assert cursor.fetchone()[0] == awkward
+    awkward = awkward[:3]
+    # Written by COPY (CSV): quotes, a comma, a newline, a backslash, PostgreSQL's text NULL marker.
+    name = 'Ana "A.", line\nbreak \\N'
+    created = import_and_run(
+        "members",
+        csv_bytes([{"external_ref": ref, "first_name": name} for ref in awkward]),
+        match="external_ref",
+    )
+    assert [outcome for _row, outcome, _codes in outcomes(created)] == ["created"] * 3
+    assert sorted(Member.objects.values_list("external_ref", flat=True)) == sorted(awkward)
+    assert set(Member.objects.values_list("first_name", "city", "birth_date")) == {(name, "", None)}
+
+    again = import_and_run(
+        "members",
+        csv_bytes([{"external_ref": ref, "first_name": "B"} for ref in awkward]),
+        match="external_ref",
+    )
+    assert [outcome for _row, outcome, _codes in outcomes(again)] == ["updated"] * 3
+    clash = import_and_run(
+        "members",
+        csv_bytes([{"external_ref": awkward[1], "first_name": "C"}]),
+        match="number",
+        action="create",
+    )
+    assert outcomes(clash) == [(1, "failed", "duplicate_member")]
+    assert Member.objects.count() == 3
 
 
 def test_members_import_duplicate_in_file_fails_later_rows(import_and_run, program):
