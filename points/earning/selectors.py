@@ -12,6 +12,7 @@ from typing import Any
 from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 
 from members.models import Member, MemberLabel
+from programs.currencies import money_quantum
 from programs.models import Program
 from tiers.selectors import member_benefits
 
@@ -264,6 +265,10 @@ def referral_summary(*, member: Member, code: str) -> dict[str, Any]:
     }
 
 
+def _money(value: Decimal, currency: str) -> str:
+    return str(value.quantize(money_quantum(currency)))
+
+
 def export_section(*, member: Member) -> tuple[str, dict[str, Any]]:
     """The ``members.hooks.export_sections`` receiver: the member's purchases (with lines),
     refunds, bonuses and referral (GDPR right of access)."""
@@ -284,21 +289,26 @@ def export_section(*, member: Member) -> tuple[str, dict[str, Any]]:
                 "location": purchase.location.code if purchase.location else None,
                 "occurred_at": purchase.occurred_at,
                 "currency": purchase.currency,
-                "total": str(purchase.total),
+                "total": _money(purchase.total, purchase.currency),
                 "points": purchase.points,
-                "refunded_amount": str(purchase.refunded_amount),
+                "refunded_amount": _money(purchase.refunded_amount, purchase.currency),
                 "lines": [
-                    {"sku": line.sku, "quantity": str(line.quantity), "amount": str(line.amount)}
+                    {
+                        "sku": line.sku,
+                        "quantity": format(line.quantity.normalize(), "f"),
+                        "amount": _money(line.amount, purchase.currency),
+                    }
                     for line in purchase.lines.all()
                 ],
             }
             for purchase in purchases
         ],
-        "refunds": list(
-            Refund.objects.filter(member_id=member.pk)
+        "refunds": [
+            {**row, "amount": _money(row["amount"], member.program.currency)}
+            for row in Refund.objects.filter(member_id=member.pk)
             .order_by("id")
             .values("reference", "purchase__reference", "occurred_at", "amount")
-        ),
+        ],
         "bonuses": list(
             BonusAward.objects.filter(member_id=member.pk)
             .order_by("id")

@@ -16,6 +16,7 @@ from membership_site.api.serializers import StrictSerializer
 from programs.currencies import money_quantum
 
 from ..models import Campaign, EarningRule, EarningSettings, Purchase, Refund, RuleBase
+from ..serializers import AccountBalanceSerializer
 from ..services import MAX_POINTS
 from .config import COMPLETION_FIELDS, MAX_MULTIPLIER, MAX_RETURN_WINDOW_DAYS
 
@@ -361,15 +362,8 @@ def purchase_data(purchase: Purchase) -> dict[str, Any]:
     }
 
 
-class BalanceSerializer(serializers.Serializer):
-    currency = serializers.CharField()
-    available = serializers.IntegerField()
-    pending = serializers.IntegerField()
-    held = serializers.IntegerField()
-
-
 class PurchaseResultSerializer(PurchaseSerializer):
-    balances = BalanceSerializer(many=True, help_text="The member's balances after the purchase.")
+    balances = AccountBalanceSerializer(many=True, help_text="The member's balances after the purchase.")
 
 
 class QuoteEarningSerializer(serializers.Serializer):

@@ -304,3 +304,17 @@ def test_purchase_api_pending_for_the_return_window(api, member, base_rule, earn
     late = api.post(URL, body(member, reference="R-old", occurred_at=offline.isoformat()), format="json")
     assert late.json()["earnings"][0]["pending_until"] is None
     assert late.json()["balances"][0]["available"] == late.json()["points"]
+
+
+def test_member_export_holds_purchases_refunds_bonuses_and_referral(api, make_api, member, base_rule, buy):
+    from points.earning import purchases
+    from tests.points.conftest import line
+
+    purchase = buy(member, [line("A", "10.00")], reference="EXP-1")
+    purchases.refund_record(purchase=purchase, reference="EXP-RF", amount=Decimal("2.50"), actor=SYSTEM)
+    exporter = make_api(["members:read"])
+    section = exporter.get(f"/api/v1/members/{member.pk}/export").json()["earning"]
+    assert section["purchases"][0]["reference"] == "EXP-1"
+    assert section["purchases"][0]["lines"] == [{"sku": "A", "quantity": "1", "amount": "10.00"}]
+    assert section["refunds"][0]["amount"] == "2.50"
+    assert (section["bonuses"], section["referral_code"], section["referred_by"]) == ([], None, None)
