@@ -19,7 +19,7 @@ _PURCHASE_EXAMPLE = {
     "location": "paris-01",
     "occurred_at": "2026-03-01T10:15:00Z",
     "currency": "EUR",
-    "total": "64.38",
+    "total": "62.38",
     "eligible_amount": "29.48",
     "points": {"PTS": 108},
     "first_purchase": False,

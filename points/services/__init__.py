@@ -9,7 +9,9 @@ Lock order (everyone keeps it, so nothing deadlocks): a caller's own rows first 
 tier row that ``tiers.services.activity_record`` locks in a purchase), then the members'
 points accounts in id order, then the members' event counters (taken when the events are
 written, at the end). A purchase service therefore records tier activity *before* calling
-``points_earn`` / ``points_reverse`` in the same transaction.
+``points_earn`` / ``points_reverse`` in the same transaction; the earning code
+(``points.earning.qualifying.lock_members``) takes the tier rows and the accounts up front,
+so that an upgrade's ``tier.changed`` (an event counter) never comes before an account lock.
 """
 
 from .common import MAX_POINTS, REVERSIBLE_KINDS, PointsResult, check_member
