@@ -1,12 +1,19 @@
 """Recording purchases and refunds (and quoting a purchase's points without recording).
 
 A purchase, in one database transaction: check the money, lock the member's tier row and
-points accounts (``qualifying.lock_members``) and the budgets of the campaigns it may use,
-compute the points (``compute.compute``, the same function the quote uses), store the
-purchase, its lines and breakdown, record the qualifying activity (which may upgrade the
-member: the next purchase earns with the new tier), post the points to the ledger
-(pending for the program's return window), complete a pending referral on the member's
-first purchase, and write the events.
+points accounts (``qualifying.lock_members``), compute the points (``compute.compute``, the
+same function the quote uses), store the purchase, its lines and breakdown, record the
+qualifying activity (which may upgrade the member: the next purchase earns with the new
+tier), post the points to the ledger (pending for the program's return window), count the
+points of budgeted campaigns against their budgets, complete a pending referral on the
+member's first purchase, and write the events.
+
+Budgets are hot rows (every purchase of a campaign updates the same one), so they are
+locked as late as possible: the computation uses the budgets as read, and the budget rows
+are locked and checked at the end. If a concurrent purchase took the points meanwhile, the
+work is rolled back to a savepoint and done again with the budgets locked before computing
+(two purchases can never both take a budget's last points; a CHECK constraint is the last
+guard).
 
 A refund takes points back in proportion of the eligible amount refunded, cumulatively:
 after refunds covering a share *s* of the eligible amount, ``floor(points × s)`` points
@@ -216,7 +223,7 @@ def _replayed_purchase(
     return PurchaseResult(existing, created=False)
 
 
-def _lock_budgets(campaigns: Sequence[Campaign], specs, basket, facts) -> dict[int, tuple[int, int]]:
+def _lock_budgets(specs, basket, facts) -> dict[int, tuple[int, int]]:
     """Lock the budgeted campaigns this basket may use (in id order) and read their budgets:
     two purchases then cannot both take a budget's last points."""
     ids = [
@@ -279,12 +286,55 @@ def purchase_record(
         bonus_currency = settings_.bonus_currency or default
         currencies[bonus_currency.pk] = bonus_currency
     lock_members([member, *([referral.referrer] if referral else [])], currencies.values(), actor=actor)
+    arguments = {
+        "program": program,
+        "member": member,
+        "reference": reference,
+        "card": card,
+        "metadata": metadata,
+        "actor": actor,
+        "context": context,
+        "settings_": settings_,
+        "default": default,
+        "currencies": currencies,
+        "referral": referral,
+    }
+    try:
+        with transaction.atomic():
+            return _record(**arguments, budgets_locked=False)
+    except _BudgetTaken:
+        # A concurrent purchase took budget points this one counted on: do it again, with
+        # the budgets locked before computing.
+        return _record(**arguments, budgets_locked=True)
 
+
+class _BudgetTaken(Exception):
+    pass
+
+
+def _record(
+    *,
+    program: Program,
+    member: Member,
+    reference: str,
+    card: Card | None,
+    metadata: dict | None,
+    actor: Actor,
+    context: _Context,
+    settings_,
+    default: Currency,
+    currencies: dict[int, Currency],
+    referral: Referral | None,
+    budgets_locked: bool,
+) -> PurchaseResult:
+    """The purchase once the member's rows are locked. Budgets are read as they stand and
+    checked under lock at the end (``budgets_locked=False``: the hot campaign rows are held
+    only from there to the commit), or locked before computing (the retry after a race)."""
     first = not Purchase.objects.filter(member_id=member.pk).exists()
     facts = selectors.member_facts(member=member, first_purchase=first)
     basket = context.basket_for_compute()
     specs = selectors.rule_specs(context.all_rules)
-    budgets = _lock_budgets(context.campaigns, specs, basket, facts)
+    budgets = _lock_budgets(specs, basket, facts) if budgets_locked else None
     limits = selectors.cap_limits(
         member=member, rules=context.all_rules, on=context.local.date(), budgets=budgets
     )
@@ -378,7 +428,7 @@ def purchase_record(
         )
         points_by_code[points_currency.code] = result.points
     PurchaseEarning.objects.bulk_create(earnings)
-    _use_budgets(awards, specs)
+    _use_budgets(awards, specs, locked=budgets_locked)
     if referral is not None and first:
         referral_complete(referral=referral, purchase=purchase, settings_=settings_, actor=actor)
     emit_purchase_recorded(purchase, points_by_code)
@@ -414,17 +464,25 @@ def _store_awards(purchase: Purchase, computation: compute.Computation) -> list[
     return PointsAward.objects.bulk_create(rows)
 
 
-def _use_budgets(awards: Sequence[PointsAward], specs: Sequence[compute.RuleSpec]) -> None:
-    """Count the budgeted campaigns' points against their budgets, in one statement."""
+def _use_budgets(awards: Sequence[PointsAward], specs: Sequence[compute.RuleSpec], *, locked: bool) -> None:
+    """Count the budgeted campaigns' points against their budgets, in one statement. Unless
+    they were locked before computing, lock them now (in id order, as everywhere) and check
+    the points are still there; if not, ``_BudgetTaken`` sends the purchase to its retry."""
     budgeted = {spec.id for spec in specs if spec.source == compute.CAMPAIGN and spec.has_budget}
     used: dict[int, int] = {}
     for award in awards:
         if award.campaign_id in budgeted and award.points > 0:
             used[award.campaign_id] = used.get(award.campaign_id, 0) + award.points
-    if used:
-        Campaign.objects.filter(pk__in=used).update(
-            budget_used=F("budget_used") + Case(*(When(pk=pk, then=Value(n)) for pk, n in used.items()))
-        )
+    if not used:
+        return
+    if not locked:
+        rows = Campaign.objects.select_for_update().filter(pk__in=used).order_by("pk")
+        for pk, budget, spent in rows.values_list("pk", "budget_points", "budget_used"):
+            if budget is None or spent + used[pk] > budget:
+                raise _BudgetTaken
+    Campaign.objects.filter(pk__in=used).update(
+        budget_used=F("budget_used") + Case(*(When(pk=pk, then=Value(n)) for pk, n in used.items()))
+    )
 
 
 # --- Refunds -----------------------------------------------------------------------------
