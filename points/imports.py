@@ -16,8 +16,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
-
 from jobs.registry import ChunkContext, Column, ImportKind, ImportRow, RowError, RowResult, register_import
 from members.bulk import member_key, members_by_key
 from members.imports import MemberMatchParams
@@ -25,7 +23,7 @@ from members.models import Member
 from membership_site.errors import DomainError
 from programs.models import Program
 
-from . import services
+from . import posting, services
 from .models import Currency, Transaction
 
 # Domain error codes as row error codes (the others are kept as they are).
@@ -170,9 +168,17 @@ def process_adjustments(rows: list[ImportRow], ctx: ChunkContext) -> list[RowRes
         else:
             todo.append((row, adjustment, member, currency))
 
-    # Members in id order (file order for one member's rows): the chunk's transaction
-    # keeps every account and event counter it locks until it commits, and two jobs that
-    # lock them in the same order wait for each other instead of deadlocking.
+    # The chunk's transaction keeps every account and event counter it locks until it
+    # commits. All its accounts are created if missing and locked first, in id order (as
+    # every ledger writer locks them), then the rows run by member id (file order for one
+    # member's rows), taking the members' event counters in that order: two jobs on the
+    # same members wait for each other instead of deadlocking.
+    by_currency: dict[int, tuple[Currency, dict[int, Member]]] = {}
+    for _row, _adjustment, member, currency in todo:
+        if currency.is_active and member.status != Member.Status.TERMINATED:  # the others fail
+            by_currency.setdefault(currency.pk, (currency, {}))[1][member.pk] = member
+    for currency, currency_members in by_currency.values():
+        posting.lock_accounts(currency_members.values(), currency)
     for row, adjustment, member, currency in sorted(todo, key=lambda item: (item[2].pk, item[0].number)):
         results[row.number] = _adjust(row, adjustment, member, currency, ctx)
     return [results[row.number] for row in rows]
@@ -183,17 +189,17 @@ def _adjust(row: ImportRow, adjustment: _Adjustment, member: Member, currency: C
     if ctx.job_id is not None:
         metadata["import_job"] = ctx.job_id
     try:
-        with transaction.atomic():
-            result = services.points_adjust(
-                member=member,
-                amount=adjustment.amount,
-                reason=adjustment.reason,
-                actor=ctx.actor,
-                currency=currency,
-                reference=adjustment.reference,
-                description=adjustment.description,
-                metadata=metadata,
-            )
+        # The service is atomic: a failing row leaves nothing behind.
+        result = services.points_adjust(
+            member=member,
+            amount=adjustment.amount,
+            reason=adjustment.reason,
+            actor=ctx.actor,
+            currency=currency,
+            reference=adjustment.reference,
+            description=adjustment.description,
+            metadata=metadata,
+        )
     except DomainError as error:
         return RowResult.failed(row.number, _row_error(error), object_ref=adjustment.reference)
     if not result.created:

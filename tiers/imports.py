@@ -161,26 +161,27 @@ def process_assignments(rows: list[ImportRow], ctx: ChunkContext) -> list[RowRes
 
 def _assign(row: ImportRow, assignment: _Assignment, member: Member, tier: Tier, ctx) -> RowResult:
     done = {"object_id": member.pk, "object_ref": member.number}
+    # Locked until the chunk commits, as the service would lock it.
+    state = MemberTier.objects.select_for_update().filter(member_id=member.pk).first()
+    already = (
+        state is not None
+        and state.tier_id == tier.pk
+        and state.grace_until is None
+        and state.locked_until == assignment.locked_until
+        and state.lifetime_tier_id == (tier.pk if assignment.lifetime else None)
+    )
+    if already:  # importing the same file again writes no second history row
+        return RowResult(row.number, "unchanged", **done)
     try:
-        with transaction.atomic():
-            state = MemberTier.objects.select_for_update().filter(member_id=member.pk).first()
-            already = (
-                state is not None
-                and state.tier_id == tier.pk
-                and state.grace_until is None
-                and state.locked_until == assignment.locked_until
-                and state.lifetime_tier_id == (tier.pk if assignment.lifetime else None)
-            )
-            if already:  # importing the same file again writes no second history row
-                return RowResult(row.number, "unchanged", **done)
-            services.member_tier_assign(
-                member=member,
-                tier=tier,
-                reason=assignment.reason,
-                actor=ctx.actor,
-                locked_until=assignment.locked_until,
-                lifetime=assignment.lifetime,
-            )
+        # The service is atomic: a failing row leaves nothing behind.
+        services.member_tier_assign(
+            member=member,
+            tier=tier,
+            reason=assignment.reason,
+            actor=ctx.actor,
+            locked_until=assignment.locked_until,
+            lifetime=assignment.lifetime,
+        )
     except DomainError as error:
         return RowResult.failed(row.number, _row_error(error), **done)
     return RowResult(row.number, "updated", **done)

@@ -4,10 +4,13 @@ dry run, all-or-nothing, re-imports and the ledger's own check."""
 from __future__ import annotations
 
 import io
+import threading
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 
+from jobs import engine
 from jobs.models import Job
 from members import services as member_services
 from points import services as points_services
@@ -235,3 +238,47 @@ def test_point_adjustments_import_inactive_currency_fails(import_and_run, ana, s
     job = import_and_run("point_adjustments", csv_bytes(rows))
     assert outcomes(job) == [(1, "failed", "currency_inactive")]
     assert not _adjustments().exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_point_adjustments_import_two_jobs_on_the_same_members_at_once(
+    broker_without_worker, start_import, make_member, settings
+):
+    """Two imports touching the same members in opposite file orders, run by two workers
+    at the same time (real threads, own connections): accounts are locked in id order at
+    the start of each chunk and counters by member, so neither deadlocks nor loses a
+    point."""
+    settings.JOBS_CHUNK_SIZE = 20
+    members = [make_member(number=str(2_000_000 + n)) for n in range(20)]
+    forward = [
+        {"number": member.number, "amount": "10", "reason": "A", "reference": f"a-{member.number}"}
+        for member in members
+    ]
+    backward = [
+        {"number": member.number, "amount": "5", "reason": "B", "reference": f"b-{member.number}"}
+        for member in reversed(members)
+    ]
+    jobs = [start_import("point_adjustments", csv_bytes(rows)) for rows in (forward, backward)]
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def runner(job_id: int) -> None:
+        try:
+            barrier.wait()
+            engine.run(job_id)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=runner, args=(job.pk,)) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert not errors
+    assert [Job.objects.get(pk=job.pk).status for job in jobs] == [Job.Status.SUCCEEDED] * 2
+    assert [_balance(member) for member in members] == [15] * 20
+    assert _adjustments().count() == 40
+    _verify_ledger()
