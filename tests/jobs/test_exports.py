@@ -238,9 +238,10 @@ def test_export_api_transactions_bad_parameters_are_400(api, body, errors):
     assert not Job.objects.exists()
 
 
-def test_export_api_points_exports_need_points_read(make_api, program, run_on_commit, system_actor):
+def test_export_api_points_exports_need_points_read(make_api, client, program, run_on_commit):
     body = {"from": "2025-03-01", "to": "2025-03-02"}
     for kind, data in (("transactions", body), ("balances", {}), ("liability", {})):
+        assert client.post(f"/api/v1/exports/{kind}", data, format="json").status_code == 401
         refused = make_api(["jobs:write", "jobs:read"]).post(f"/api/v1/exports/{kind}", data, format="json")
         assert refused.status_code == 403
         assert "points:read" in refused.json()["detail"]
@@ -292,7 +293,8 @@ ADJUSTMENT = [{"number": "1000001", "amount": "10", "reason": "Goodwill", "refer
         ("tiers", csv_bytes([{"code": "gold", "name": "Gold", "rank": "30"}]), "config:write"),
     ],
 )
-def test_import_api_new_kinds_need_their_scope(make_api, kind, data, scope):
+def test_import_api_new_kinds_need_their_scope(make_api, client, kind, data, scope):
+    assert _upload(client, kind, data).status_code == 401
     refused = _upload(make_api(["jobs:write", "members:write"]), kind, data)
     assert refused.status_code == 403
     assert refused.json()["code"] == "insufficient_scope"
