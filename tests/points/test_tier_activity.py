@@ -89,6 +89,13 @@ def test_purchase_activity_counts_eligible_spend_and_default_currency_points(
     }
     activity = TierActivity.objects.get(source="purchase")
     assert (activity.spend, activity.points, activity.visits) == (D("40.00"), 40, 1)
+    refund = purchases.refund_record(purchase=purchase, reference="RF-1", actor=SYSTEM).refund
+    assert {e.currency.code: e.reversed for e in refund.earnings.select_related("currency")} == {
+        "PTS": 40,
+        "STAMPS": 4,
+    }
+    taken_back = TierActivity.objects.get(source="refund")
+    assert (taken_back.spend, taken_back.points, taken_back.visits) == (D("-40.00"), -40, -1)
 
 
 def test_refund_lowers_qualifying_activity_but_the_downgrade_waits_for_evaluation_and_grace(
