@@ -241,7 +241,8 @@ def test_export_api_transactions_bad_parameters_are_400(api, body, errors):
 def test_export_api_points_exports_need_points_read(make_api, client, program, run_on_commit):
     body = {"from": "2025-03-01", "to": "2025-03-02"}
     for kind, data in (("transactions", body), ("balances", {}), ("liability", {})):
-        assert client.post(f"/api/v1/exports/{kind}", data, format="json").status_code == 401
+        anonymous = client.post(f"/api/v1/exports/{kind}", json.dumps(data), content_type="application/json")
+        assert anonymous.status_code == 401
         refused = make_api(["jobs:write", "jobs:read"]).post(f"/api/v1/exports/{kind}", data, format="json")
         assert refused.status_code == 403
         assert "points:read" in refused.json()["detail"]
