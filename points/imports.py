@@ -177,7 +177,7 @@ def process_adjustments(rows: list[ImportRow], ctx: ChunkContext) -> list[RowRes
     for _row, _adjustment, member, currency in todo:
         if currency.is_active and member.status != Member.Status.TERMINATED:  # the others fail
             by_currency.setdefault(currency.pk, (currency, {}))[1][member.pk] = member
-    for currency, currency_members in by_currency.values():
+    for _pk, (currency, currency_members) in sorted(by_currency.items()):  # currencies in a fixed order too
         posting.lock_accounts(currency_members.values(), currency)
     for row, adjustment, member, currency in sorted(todo, key=lambda item: (item[2].pk, item[0].number)):
         results[row.number] = _adjust(row, adjustment, member, currency, ctx)
