@@ -27,6 +27,8 @@ from .errors import AmountsInconsistentError, InvalidAmountError
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
+# Money columns hold 13 digits before the point.
+MAX_MONEY = Decimal("1e13")
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,8 @@ def check_basket(
         product = (line.quantity * price).quantize(quantum, rounding=ROUND_HALF_UP)
         if line.line_total is None:
             line_total = product
+            if line_total >= MAX_MONEY:
+                raise InvalidAmountError("quantity × unit_price is too large.", field=f"{prefix}.quantity")
         else:
             line_total = _money(line.line_total, quantum, currency, f"{prefix}.line_total")
             if abs(line_total - line.quantity * price) > quantum:
@@ -138,6 +142,8 @@ def check_basket(
     tax = _money(tax, quantum, currency, "tax")
     shipping = _money(shipping, quantum, currency, "shipping")
     computed = sum((line.amount for line in checked), ZERO) + tax + shipping
+    if computed >= MAX_MONEY:
+        raise InvalidAmountError("The purchase's total is too large.", field="total")
     if total is None:
         total = computed
     else:

@@ -199,6 +199,7 @@ def purchase_quote(
         rules=selectors.rule_specs(context.all_rules),
         limits=limits,
     )
+    _check_points(computation)
     return Quote(
         basket=context.basket,
         computation=computation,
@@ -339,6 +340,7 @@ def _record(
         member=member, rules=context.all_rules, on=context.local.date(), budgets=budgets
     )
     computation = compute.compute(basket=basket, member=facts, rules=specs, limits=limits)
+    _check_points(computation)
     checked = context.basket
     try:
         with transaction.atomic():
@@ -433,6 +435,13 @@ def _record(
         referral_complete(referral=referral, purchase=purchase, settings_=settings_, actor=actor)
     emit_purchase_recorded(purchase, points_by_code)
     return PurchaseResult(purchase, created=True)
+
+
+def _check_points(computation: compute.Computation) -> None:
+    if any(result.points > services.MAX_POINTS for result in computation.currencies.values()):
+        raise InvalidAmountError(
+            f"The purchase would earn more than {services.MAX_POINTS} points.", field="lines"
+        )
 
 
 def _store_awards(purchase: Purchase, computation: compute.Computation) -> list[PointsAward]:

@@ -318,3 +318,23 @@ def test_member_export_holds_purchases_refunds_bonuses_and_referral(api, make_ap
     assert section["purchases"][0]["lines"] == [{"sku": "A", "quantity": "1", "amount": "10.00"}]
     assert section["refunds"][0]["amount"] == "2.50"
     assert (section["bonuses"], section["referral_code"], section["referred_by"]) == ([], None, None)
+
+
+def test_purchase_api_amounts_too_large_are_400_not_500(api, member, make_rule):
+    make_rule("base", "100000")
+    huge = [{"sku": "A", "unit_price": "9999999999999", "quantity": "999999"}]
+    response = api.post(URL, body(member, lines=huge), format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"][0] == {
+        "field": "lines.0.quantity",
+        "code": "invalid_amount",
+        "message": "quantity × unit_price is too large.",
+    }
+    many = [{"sku": f"S{n}", "unit_price": "9999999999999"} for n in range(2)]
+    assert api.post(URL, body(member, lines=many), format="json").json()["errors"][0]["field"] == "total"
+    rich = [{"sku": "A", "unit_price": "99999999"}]
+    response = api.post(URL, body(member, lines=rich), format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "lines"
+    assert api.post(f"{URL}/quote", body(member, lines=rich), format="json").status_code == 400
+    assert not Purchase.objects.exists()
