@@ -324,9 +324,9 @@ def referral_record(*, member: Member, code: str, actor: Actor) -> Referral:
         raise SelfReferralError("This is the member's own referral code.", field="code")
     if member.status == MS.TERMINATED:
         raise MemberTerminatedError(f"Member {member.number} is terminated.", member_id=member.pk)
-    # The member's tier row is the first lock a purchase takes: a first purchase recorded
-    # meanwhile is seen below, or waits for this referral.
-    lock_members([member], [], actor=actor)
+    # The locks a purchase takes first (tier row, default account): a first purchase
+    # recorded meanwhile is seen below, or waits for this referral.
+    lock_members([member], [default_currency(program_id=member.program_id)], actor=actor)
     if Referral.objects.filter(referee_id=member.pk).exists():
         raise AlreadyReferredError("The member was already referred.")
     if Purchase.objects.filter(member_id=member.pk).exists():
