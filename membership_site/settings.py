@@ -331,6 +331,8 @@ FIELD_ENCRYPTION_KEY = env.list("FIELD_ENCRYPTION_KEY", default=[])
 
 # --- Points (points app) ------------------------------------------------------------------
 POINTS_HOLD_DEFAULT_MINUTES = env.int("POINTS_HOLD_DEFAULT_MINUTES", default=15)
+# Most purchases the admin's "preview this rule on the last 30 days" reads.
+EARNING_PREVIEW_MAX_PURCHASES = env.int("EARNING_PREVIEW_MAX_PURCHASES", default=20000)
 # Days before expiry at which a points.expiring event is sent, e.g. "30,7".
 POINTS_EXPIRY_WARNING_DAYS = env.list("POINTS_EXPIRY_WARNING_DAYS", cast=int, default=[30, 7])
 

@@ -24,10 +24,6 @@ from ..models import Purchase, RuleBase
 from . import compute
 from .selectors import active_rules, rule_specs, spec_of
 
-# The most recent purchases a preview looks at (the admin waits for it).
-DEFAULT_MAX_PURCHASES = 20_000
-
-
 @dataclass(frozen=True)
 class Preview:
     code: str
@@ -47,7 +43,7 @@ def rule_preview(*, rule: RuleBase, days: int = 30, now: datetime | None = None)
     now = now or timezone.now()
     since = now - timedelta(days=days)
     program = rule.program
-    limit = getattr(settings, "EARNING_PREVIEW_MAX_PURCHASES", DEFAULT_MAX_PURCHASES)
+    limit = settings.EARNING_PREVIEW_MAX_PURCHASES
     purchases = list(
         Purchase.objects.filter(program=program, occurred_at__gte=since, occurred_at__lte=now)
         .select_related("location")
