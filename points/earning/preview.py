@@ -24,6 +24,7 @@ from ..models import Purchase, RuleBase
 from . import compute
 from .selectors import active_rules, rule_specs, spec_of
 
+
 @dataclass(frozen=True)
 class Preview:
     code: str
