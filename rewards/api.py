@@ -196,7 +196,9 @@ class MemberRewardsApi(_MoneyContextMixin, ApiGenericView):
     @extend_schema(
         summary="The rewards a member can redeem now",
         description="By default only what the member can redeem now. With "
-        "`include_unavailable=true` also the others, each with `reasons`: `inactive`, "
+        "`include_unavailable=true` also the others, each with `reasons`: "
+        "`member_not_active` (pending), `member_suspended`, `member_terminated` (a member who "
+        "may not spend points can redeem nothing: every reward is greyed out), `inactive`, "
         "`not_yet_valid`, `expired`, `not_eligible_tier`, `not_eligible_label`, `out_of_stock`, "
         "`limit_reached`, `insufficient_points`. A fixed number of queries whatever the "
         "catalog's size.",
@@ -236,7 +238,8 @@ class RedeemApi(ApiView):
         "Errors: 400 `address_required`, `currency_not_accepted`, `unknown_location`; 404 "
         "`member_not_found`, `reward_not_found`; 409 `reward_inactive`, "
         "`reward_not_available` (`reason`), `out_of_stock`, `member_limit_reached`, "
-        "`insufficient_points` (`available`), `member_suspended`, `duplicate_reference`; 422 "
+        "`insufficient_points` (`available`), `member_not_active`, `member_suspended`, "
+        "`member_terminated`, `duplicate_reference`; 422 "
         "`not_eligible` (`reasons`), `below_minimum_redemption`.",
         request=RewardRedeemSerializer,
         responses={201: RedemptionResultSerializer, 200: RedemptionResultSerializer},

@@ -47,6 +47,9 @@ from .models import PricingException, Redemption, Reward, RewardCost, Voucher
 
 # The reasons a reward is greyed out for a member, in the order they are reported.
 REASONS = (
+    "member_not_active",
+    "member_suspended",
+    "member_terminated",
     "inactive",
     "not_yet_valid",
     "expired",
@@ -56,6 +59,15 @@ REASONS = (
     "limit_reached",
     "insufficient_points",
 )
+
+
+# A member who may not spend points (``points.services.check_member``) can redeem nothing:
+# every reward is greyed out with the reason of the member's status.
+MEMBER_STATUS_REASONS = {
+    Member.Status.PENDING: "member_not_active",
+    Member.Status.SUSPENDED: "member_suspended",
+    Member.Status.TERMINATED: "member_terminated",
+}
 
 
 # --- Catalog --------------------------------------------------------------------------------
@@ -176,6 +188,8 @@ def _annotate_for_member(queryset: QuerySet[Reward], ctx: MemberContext) -> Quer
 def _available(ctx: MemberContext) -> Q:
     """The rules of ``reward_reasons`` as a filter on the annotated catalog."""
     now = ctx.now
+    if ctx.member.status in MEMBER_STATUS_REASONS:
+        return Q(pk__in=[])
     tier_ok = Q(has_tiers=False) | Q(in_tiers=True) if ctx.benefits.rewards_eligible else Q(pk__in=[])
     return (
         Q(is_active=True)
@@ -209,6 +223,8 @@ def reward_reasons(reward: Reward, ctx: MemberContext) -> list[str]:
     ``member_catalog`` (the annotations); no query."""
     now = ctx.now
     reasons = []
+    if ctx.member.status in MEMBER_STATUS_REASONS:
+        reasons.append(MEMBER_STATUS_REASONS[ctx.member.status])
     if not reward.is_active:
         reasons.append("inactive")
     if reward.valid_from is not None and reward.valid_from > now:

@@ -410,6 +410,9 @@ def reward_redeem(
                     f"Reference '{reference}' was used for redemption {earlier.pk}.", redemption_id=earlier.pk
                 )
             return RedemptionResult(earlier, _account_of(earlier), created=False)
+    # The member's status first (the points service's own check and errors), so that a
+    # suspended member hears why whatever the state of the reward.
+    points_services.check_member(member, spending=True)
     now = timezone.now()
     ctx = member_context(member=member, now=now)
     annotated = reward_for_member(reward=reward, ctx=ctx)

@@ -244,3 +244,47 @@ def test_member_rewards_member_without_points_or_eligible_tier(rewards_api, memb
     assert rewards_api.get(url).json()["results"] == []
     body = rewards_api.get(url + "?include_unavailable=1").json()["results"]
     assert body[0]["reasons"] == ["not_eligible_tier", "insufficient_points"]
+
+
+@pytest.mark.parametrize(
+    ("action", "status", "reason"),
+    [
+        ("suspend", "active", "member_suspended"),
+        (None, "pending", "member_not_active"),
+        ("terminate", "active", "member_terminated"),
+    ],
+)
+def test_member_rewards_member_who_may_not_spend_sees_everything_greyed_out(
+    rewards_api, make_member, make_reward, earn, action, status, reason
+):
+    member = make_member(status=status)
+    if status == "active":
+        earn(member, 1000)
+    make_reward("ok", cost=100)
+    make_reward("gone", stock=0, cost=100)
+    if action:
+        member_services.member_status_action(member=member, action=action, reason="Review", actor=SYSTEM)
+    url = f"/api/v1/members/{member.pk}/rewards"
+    assert rewards_api.get(url).json()["results"] == []
+    greyed = rewards_api.get(url + "?include_unavailable=true").json()["results"]
+    expected_ok = [reason] if status == "active" else [reason, "insufficient_points"]
+    assert {r["code"]: (r["available"], r["reasons"]) for r in greyed} == {
+        "ok": (False, expected_ok),
+        "gone": (False, [reason, "out_of_stock", *expected_ok[1:]]),
+    }
+    # Redeeming says the same, before anything about the reward itself.
+    for code in ("ok", "gone"):
+        refused = redeem(rewards_api, member, code)
+        assert (refused.status_code, refused.json()["code"]) == (409, reason), code
+    assert Redemption.objects.count() == 0
+
+
+def test_member_rewards_reactivated_member_gets_rewards_again(rewards_api, member, make_reward, earn):
+    earn(member, 1000)
+    make_reward("ok", cost=100)
+    member_services.member_status_action(member=member, action="suspend", reason="Review", actor=SYSTEM)
+    url = f"/api/v1/members/{member.pk}/rewards"
+    assert rewards_api.get(url).json()["results"] == []
+    member_services.member_status_action(member=member, action="reactivate", reason="Cleared", actor=SYSTEM)
+    assert [r["code"] for r in rewards_api.get(url).json()["results"]] == ["ok"]
+    assert redeem(rewards_api, member, "ok").status_code == 201
