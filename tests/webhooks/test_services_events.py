@@ -29,8 +29,76 @@ def test_event_record_rolled_back_change_leaves_no_event(program):
     assert not MemberEventCounter.objects.exists()
 
 
+def _visible_to_another_connection(event_id: int) -> bool:
+    seen: list[bool] = []
+
+    def look():
+        try:
+            seen.append(Event.objects.filter(pk=event_id).exists())
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=look)
+    thread.start()
+    thread.join(10)
+    return seen == [True]
+
+
+@pytest.fixture
+def enqueued(monkeypatch):
+    """Spies on the dispatch task's enqueue: at each call, whether the caller was still
+    inside a transaction and whether its events were already committed (visible to
+    another connection). Nothing is sent."""
+    from webhooks import tasks
+
+    calls: list[dict] = []
+
+    def spy(args, **options):
+        [event_ids] = args
+        calls.append(
+            {
+                "event_ids": list(event_ids),
+                "queue": options.get("queue"),
+                "in_transaction": connection.in_atomic_block,
+                "committed": all(_visible_to_another_connection(pk) for pk in event_ids),
+            }
+        )
+
+    monkeypatch.setattr(tasks.dispatch_events, "apply_async", spy)
+    return calls
+
+
 @pytest.mark.django_db(transaction=True)
-def test_event_record_committed_change_has_exactly_one_event_dispatched_after_commit(program):
+def test_event_record_dispatch_is_enqueued_once_after_the_commit_never_inside(program, enqueued):
+    with transaction.atomic():
+        member = member_services.member_create(program=program, actor=SYSTEM, email="late@example.com")
+        services.event_record(program_id=program.pk, member_id=member.pk, type="member.updated", data={})
+        assert enqueued == []  # not while the request's transaction is open
+    events = list(Event.objects.filter(member_id=member.pk).order_by("id"))
+    assert [call["event_ids"] for call in enqueued] == [[events[0].pk], [events[1].pk]]
+    assert all(call["queue"] == "webhooks" for call in enqueued)
+    assert all(not call["in_transaction"] and call["committed"] for call in enqueued)
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        services.event_record(program_id=program.pk, member_id=member.pk, type="member.updated", data={})
+        raise RuntimeError("rolled back")
+    assert len(enqueued) == 2  # a rolled-back event is never dispatched
+
+
+@pytest.mark.django_db(transaction=True)
+def test_event_record_dispatch_runs_after_commit_in_process_without_a_broker(program, settings):
+    # Eager mode (no CELERY_BROKER_URL, as `make run`): the dispatch task itself runs in the
+    # on_commit callback and marks the dispatch record done.
+    from membership_site.celery import app
+
+    assert app.conf.task_always_eager
+    member = member_services.member_create(program=program, actor=SYSTEM, email="eager@example.com")
+    dispatch = EventDispatch.objects.get(event__member_id=member.pk)
+    assert dispatch.dispatched_at is not None and dispatch.deliveries == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_event_record_committed_change_has_exactly_one_event_and_dispatch_record(program):
     member = member_services.member_create(program=program, actor=SYSTEM, email="kept@example.com")
 
     events = list(Event.objects.filter(member_id=member.pk))
