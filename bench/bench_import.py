@@ -22,7 +22,7 @@ allocations (tracemalloc, export only) next to the file's size, to show that exp
 stream. Peak memory is the process's peak resident size (ru_maxrss), which does not slow
 the run as tracemalloc would. Last, it imports ``BENCH_ADJUSTMENTS`` point adjustments
 (default 5,000) through the ``point_adjustments`` job, against the baseline of calling
-``points_adjust`` directly for as many other members (one transaction per chunk, the
+``points_adjust_qualifying`` directly for as many other members (one transaction per chunk, the
 work the job delegates to the ledger), and exports the ledger's transactions, balances
 and liability the same way.
 
@@ -256,7 +256,8 @@ def main() -> int:
     )
     print(
         f"Adjustments baseline: {adjustments['direct_seconds']:8.2f} s  "
-        f"{adjustments['direct_rows_per_second']:12,} rows/s (points_adjust called directly, same count)"
+        f"{adjustments['direct_rows_per_second']:12,} rows/s "
+        "(points_adjust_qualifying called directly, same count)"
     )
     print(
         f"Point adjustments:    {adjustments['seconds']:8.2f} s  {adjustments['rows_per_second']:12,} rows/s "
@@ -370,7 +371,7 @@ def time_database_floor(program_id: int, chunk_size: int) -> float:
 
 
 def _time_adjustments(program_id: int) -> dict:
-    """Import point adjustments for the first members (one points_adjust per row, through
+    """Import point adjustments for the first members (one points_adjust_qualifying per row, through
     the job), then export transactions, balances and liability under tracemalloc."""
     import tracemalloc
 
@@ -443,14 +444,16 @@ def _time_adjustments(program_id: int) -> dict:
 
 
 def _time_direct_adjustments(program_id: int, *, first: int, count: int) -> float:
-    """The baseline: points_adjust for ``count`` members from the ``first``-th, one
-    transaction per ``JOBS_CHUNK_SIZE`` rows, as a chunk of the job runs them."""
+    """The baseline: points_adjust_qualifying (the ledger's adjustment and the tiers'
+    qualifying activity, what the job delegates each row to) for ``count`` members from the
+    ``first``-th, one transaction per ``JOBS_CHUNK_SIZE`` rows, as a chunk of the job runs
+    them."""
     from django.conf import settings
     from django.db import transaction
 
     from members.models import Member
     from membership_site.actors import Actor
-    from points import services as points_services
+    from points.earning import qualifying
     from programs.models import Program
 
     program = Program.objects.get(pk=program_id)
@@ -461,7 +464,7 @@ def _time_direct_adjustments(program_id: int, *, first: int, count: int) -> floa
         with transaction.atomic():
             for index, member in enumerate(members[start : start + settings.JOBS_CHUNK_SIZE], start=start):
                 member.program = program
-                points_services.points_adjust(
+                qualifying.points_adjust_qualifying(
                     member=member,
                     amount=100 + index % 50,
                     reason="Welcome bonus",

@@ -1,6 +1,8 @@
 """The ``point_adjustments`` import kind (jobs app): manual adjustments in bulk, through
-``points.services.points_adjust`` (the same service as the API and the admin), from the
-API (``POST /api/v1/imports/point_adjustments``) and ``manage.py import_points``.
+``points.earning.qualifying.points_adjust_qualifying`` (the same service as the API and
+the admin: the ledger's ``points_adjust``, plus the tiers' qualifying activity of source
+``adjustment`` in the default currency), from the API (``POST
+/api/v1/imports/point_adjustments``) and ``manage.py import_points``.
 
 A row names a member (found as the member imports find them: ``match`` = number, email
 or external_ref), a currency (empty: the program's default), a signed amount, a reason
@@ -24,6 +26,7 @@ from membership_site.errors import DomainError
 from programs.models import Program
 
 from . import posting, services
+from .earning import qualifying
 from .models import Currency, Transaction
 
 # Domain error codes as row error codes (the others are kept as they are).
@@ -168,15 +171,20 @@ def process_adjustments(rows: list[ImportRow], ctx: ChunkContext) -> list[RowRes
         else:
             todo.append((row, adjustment, member, currency))
 
-    # The chunk's transaction keeps every account and event counter it locks until it
-    # commits. All its accounts are created if missing and locked first, in id order (as
-    # every ledger writer locks them), then the rows run by member id (file order for one
-    # member's rows), taking the members' event counters in that order: two jobs on the
-    # same members wait for each other instead of deadlocking.
+    # The chunk's transaction keeps every row it locks until it commits, so it locks up
+    # front what its rows will lock, in the order every earning write keeps
+    # (``qualifying``): the members' tier rows in member id order, then their accounts
+    # (created if missing) in id order, currencies in a fixed order; then the rows run by
+    # member id (file order for one member's rows), taking the members' event counters in
+    # that order. Two jobs on the same members wait for each other instead of
+    # deadlocking. Only the accounts the rows use are created (not every member in every
+    # currency of the file).
     by_currency: dict[int, tuple[Currency, dict[int, Member]]] = {}
     for _row, _adjustment, member, currency in todo:
         if currency.is_active and member.status != Member.Status.TERMINATED:  # the others fail
             by_currency.setdefault(currency.pk, (currency, {}))[1][member.pk] = member
+    locking = {pk: member for _currency, members_ in by_currency.values() for pk, member in members_.items()}
+    qualifying.lock_members(list(locking.values()), [], actor=ctx.actor)  # tier rows only
     for _pk, (currency, currency_members) in sorted(by_currency.items()):  # currencies in a fixed order too
         posting.lock_accounts(currency_members.values(), currency)
     for row, adjustment, member, currency in sorted(todo, key=lambda item: (item[2].pk, item[0].number)):
@@ -189,8 +197,9 @@ def _adjust(row: ImportRow, adjustment: _Adjustment, member: Member, currency: C
     if ctx.job_id is not None:
         metadata["import_job"] = ctx.job_id
     try:
-        # The service is atomic: a failing row leaves nothing behind.
-        result = services.points_adjust(
+        # The service is atomic (ledger write and qualifying activity together): a failing
+        # row leaves nothing behind. Its own locks are already held (see above).
+        result = qualifying.points_adjust_qualifying(
             member=member,
             amount=adjustment.amount,
             reason=adjustment.reason,

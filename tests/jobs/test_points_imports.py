@@ -16,6 +16,8 @@ from members import services as member_services
 from points import services as points_services
 from points.models import Account, Transaction
 from tests.jobs.conftest import csv_bytes, outcomes, report
+from tiers import services as tier_services
+from tiers.models import MemberTier, TierActivity
 from webhooks.models import Event
 
 
@@ -151,6 +153,38 @@ def test_point_adjustments_import_reimporting_the_file_adds_nothing(import_and_r
     assert (_balance(ana), _balance(bob, "STAMPS")) == (60, 3)
     assert Event.objects.filter(type="points.adjusted").count() == 3
     assert Event.objects.count() == events + 1  # only the second job's job.finished
+
+
+def test_point_adjustments_import_records_qualifying_activity_like_the_api(
+    import_and_run, program, ana, bob, stamps, system_actor
+):
+    """Each created adjustment in the default currency is tiers activity of source
+    ``adjustment`` (as ``POST /members/{id}/points/adjust``); other currencies and
+    re-imports add none; with ``adjustments_qualify`` the import upgrades the member."""
+    bronze = tier_services.tier_create(
+        program=program, code="bronze", name="Bronze", rank=10, is_default=True, actor=system_actor
+    )
+    tier_services.tier_create(
+        program=program, code="silver", name="Silver", rank=20, qualify_points=50, actor=system_actor
+    )
+    tier_services.tier_settings_update(program=program, adjustments_qualify=True, actor=system_actor)
+    assert bronze.is_default
+
+    job = import_and_run("point_adjustments", csv_bytes(GOOD))
+    import_and_run("point_adjustments", csv_bytes(GOOD))
+
+    assert job.status == Job.Status.SUCCEEDED
+    by_reference = dict(_adjustments().values_list("reference", "pk"))
+    assert sorted(TierActivity.objects.values_list("member_id", "source", "reference", "points")) == sorted(
+        [
+            (ana.pk, "adjustment", f"adjust:{by_reference['adj-1']}", 100),
+            (ana.pk, "adjustment", f"adjust:{by_reference['adj-3']}", -40),
+        ]
+    )
+    assert MemberTier.objects.select_related("tier").get(member=ana).tier.code == "silver"
+    assert Event.objects.filter(type="tier.changed", member_id=ana.pk).count() == 1
+    assert MemberTier.objects.select_related("tier").get(member=bob).tier.code == "bronze"  # stamps only
+    _verify_ledger()
 
 
 def test_point_adjustments_import_reference_used_by_another_operation_fails(import_and_run, ana, bob):
