@@ -4,7 +4,8 @@
 ``member_update`` / ``label_assign`` to a list of rows with a fixed number of queries
 per call instead of several per row: the same normalisation (``normalized_profile``,
 ``normalize_member_number``, ``normalize_card_number``), the same uniqueness rules, the
-same events, history rows and ``members_created`` hook (once, with the list).
+same events, history rows, ``members_created`` hook (once, with the list) and
+``member_updated`` hook (per member whose profile changed, as ``member_update`` runs it).
 
 Each row is validated completely before anything is written, so a bad row leaves nothing
 behind. If the bulk write still loses a race to a concurrent writer (a unique value taken
@@ -193,6 +194,8 @@ def _bulk(program: Program, rows: list[MemberInput], match: str, action: str, ac
     # Who exists already (locked, in id order, as member_update locks).
     keys = {row.key for row in live if row.key}
     existing = {getattr(member, match): member for member in _existing(program, match, keys)}
+    for member in existing.values():
+        member.program = program  # for hooks and payloads, without a query per member
     label_codes = {code for row in live for code in row.input.labels}
     labels = {label.code: label for label in Label.objects.filter(program=program, code__in=label_codes)}
     current_labels: dict[int, dict[int, str]] = defaultdict(dict)
@@ -315,6 +318,11 @@ def _bulk(program: Program, rows: list[MemberInput], match: str, action: str, ac
         bulk_update_with_history(
             changed_members, Member, fields=sorted(changed_fields | {"updated_at"}), **history
         )
+    # As member_update: the member_updated hook (e.g. the profile-completion bonus) runs
+    # for each member whose profile changed, after it is saved, before the events.
+    for row in updating:
+        if row.changed:
+            hooks.member_updated.run(member=row.member, changed=sorted(row.changed), actor=actor)
     if links:
         MemberLabel.objects.bulk_create(links)
     if cards:

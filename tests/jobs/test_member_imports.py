@@ -157,6 +157,62 @@ def test_members_import_update_by_email_changes_only_given_fields(import_and_run
     assert Event.objects.filter(member_id=member.pk, type="label.assigned").count() == 1
 
 
+def test_members_import_updates_run_the_member_updated_hook_like_member_update(
+    import_and_run, program, make_member, vip, system_actor
+):
+    """Bulk updates run ``member_updated`` as ``member_update`` does: once per member whose
+    profile changed, with the changed fields; label-only and unchanged rows do not. The
+    points app's receiver gives the profile-completion bonus."""
+    from points.earning import config
+    from points.models import Account, BonusAward
+
+    config.earning_settings_update(
+        program=program,
+        profile_completion_bonus=50,
+        profile_completion_fields=["phone", "birth_date"],
+        actor=system_actor,
+    )
+    ana = make_member(number="1000001", phone="+33611111111")
+    bob = make_member(number="1000002")
+    cy = make_member(number="1000003", city="Paris")
+    calls = []
+
+    def receiver(*, member, changed, actor):
+        calls.append((member.number, changed, member.birth_date))
+
+    hooks.member_updated.register(receiver)
+    try:
+        job = import_and_run(
+            "members",
+            csv_bytes(
+                [
+                    {"number": "1000001", "birth_date": "1990-04-21", "city": "Lyon"},  # completes
+                    {"number": "1000002", "birth_date": "1991-01-02"},  # phone still missing
+                    {"number": "1000003", "city": "Paris", "labels": "vip"},  # labels only
+                ]
+            ),
+        )
+    finally:
+        hooks.member_updated._receivers.remove(receiver)
+
+    assert outcomes(job) == [(1, "updated", ""), (2, "updated", ""), (3, "updated", "")]
+    assert [(number, changed) for number, changed, _birth in calls] == [
+        ("1000001", ["birth_date", "city"]),
+        ("1000002", ["birth_date"]),
+    ]
+    assert all(birth is not None for _number, _changed, birth in calls)  # saved values seen
+    assert list(BonusAward.objects.values_list("member_id", "kind")) == [(ana.pk, "profile")]
+    assert Account.objects.get(member=ana).available == 50
+    assert not Account.objects.filter(member__in=[bob, cy], available__gt=0).exists()
+    # The bonus's points.earned comes before member.updated, as with member_update.
+    types = list(Event.objects.filter(member_id=ana.pk).order_by("id").values_list("type", flat=True))
+    assert types[-2:] == ["points.earned", "member.updated"]
+
+    again = import_and_run("members", csv_bytes([{"number": "1000001", "birth_date": "1990-04-21"}]))
+    assert outcomes(again) == [(1, "unchanged", "")]
+    assert BonusAward.objects.count() == 1
+
+
 def test_members_import_action_rules(import_and_run, program, make_member):
     make_member(email="ana@example.com", external_ref="crm-1")
     rows = [
