@@ -1,16 +1,17 @@
 """Campaign caps and budgets across purchases: per member per day and month (program-local
-days), the total budget (shown as points issued), and rules applying by date in program time."""
+days and months), the total budget (shown as points issued), refunds giving back neither,
+and rules applying by date in program time."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
 
-from points.earning import config, preview
+from points.earning import config, preview, purchases
 from points.models import Campaign
 
 from .conftest import SYSTEM, line
@@ -26,15 +27,19 @@ def awarded(purchase, code) -> int:
 
 def test_cap_per_member_per_day_in_program_time(member, base_rule, make_campaign, buy):
     make_campaign("bonus", "30", effect="fixed_bonus", scope="per_purchase", max_points_per_member_day=50)
-    # 23:30 UTC on a winter day is 00:30 the next day in Paris: a new program day.
-    day = (timezone.now() - timedelta(days=40)).replace(hour=12, minute=0, second=0, microsecond=0)
-    late_evening = day.astimezone(PARIS).replace(hour=22, minute=0)
-    after_midnight = late_evening + timedelta(hours=3)
-    first = buy(member, [line()], occurred_at=late_evening)
-    second = buy(member, [line()], occurred_at=late_evening + timedelta(minutes=30))
-    third = buy(member, [line()], occurred_at=after_midnight)
+    day = (timezone.now() - timedelta(days=40)).astimezone(PARIS).date()
+    # Paris is UTC+1 or +2 all year: 00:30 there is still the day before in UTC.
+    just_after_midnight = datetime.combine(day, time(0, 30), tzinfo=PARIS)
+    noon = datetime.combine(day, time(12), tzinfo=PARIS)
+    next_day = datetime.combine(day + timedelta(days=1), time(0, 30), tzinfo=PARIS)
+    utc_days = [moment.astimezone(UTC).date() for moment in (just_after_midnight, noon, next_day)]
+    assert utc_days == [day - timedelta(days=1), day, day]  # UTC days would give 30, 30, 20
+    first = buy(member, [line()], occurred_at=just_after_midnight)
+    second = buy(member, [line()], occurred_at=noon)
+    third = buy(member, [line()], occurred_at=next_day)
     assert [awarded(p, "bonus") for p in (first, second, third)] == [30, 20, 30]
     assert second.awards.get(code="bonus").capped_by == "member_day"
+    assert (first.occurred_on, second.occurred_on, third.occurred_on) == (day, day, day + timedelta(days=1))
 
 
 def test_cap_per_member_per_month(member, base_rule, make_campaign, make_member, buy):
@@ -49,6 +54,44 @@ def test_cap_per_member_per_month(member, base_rule, make_campaign, make_member,
     assert awarded(next_month, "bonus") == 40
     # Caps are per member.
     assert awarded(buy(make_member(), [line()], occurred_at=start), "bonus") == 40
+
+
+def test_cap_per_member_per_month_starts_at_the_program_s_midnight(member, base_rule, make_campaign, buy):
+    make_campaign("bonus", "40", effect="fixed_bonus", scope="per_purchase", max_points_per_member_month=40)
+    now = timezone.now().astimezone(PARIS)
+    index = now.year * 12 + now.month - 1 - 2
+    first_of_month = date(index // 12, index % 12 + 1, 1)
+    last_of_previous = datetime.combine(first_of_month - timedelta(days=1), time(12), tzinfo=PARIS)
+    # 00:30 on the 1st in Paris is still the previous month in UTC.
+    just_into_the_month = datetime.combine(first_of_month, time(0, 30), tzinfo=PARIS)
+    assert just_into_the_month.astimezone(UTC).date() == first_of_month - timedelta(days=1)
+    later_that_day = datetime.combine(first_of_month, time(12), tzinfo=PARIS)
+    earned = [
+        awarded(buy(member, [line()], occurred_at=moment), "bonus")
+        for moment in (last_of_previous, just_into_the_month, later_that_day)
+    ]
+    assert earned == [40, 40, 0]  # UTC months would give 40, 0, 40
+
+
+def test_refunds_give_back_neither_budgets_nor_member_caps(member, base_rule, make_campaign, buy):
+    campaign = make_campaign(
+        "launch",
+        "30",
+        effect="fixed_bonus",
+        scope="per_purchase",
+        budget_points=100,
+        max_points_per_member_day=50,
+    )
+    first = buy(member, [line()])
+    refund = purchases.refund_record(purchase=first, reference="RF-1", actor=SYSTEM).refund
+    assert refund.earnings.get().reversed == 40  # base 10 + the campaign's 30, all taken back
+    campaign.refresh_from_db()
+    assert campaign.budget_used == 30  # the budget keeps counting the refunded purchase
+    second = buy(member, [line()])
+    assert awarded(second, "launch") == 20  # and so does today's per-member cap
+    assert second.awards.get(code="launch").capped_by == "member_day"
+    campaign.refresh_from_db()
+    assert campaign.budget_used == 50
 
 
 def test_budget_is_used_then_exhausted(member, make_member, base_rule, make_campaign, buy):
@@ -89,6 +132,17 @@ def test_campaign_date_range_is_program_local(member, base_rule, make_campaign, 
     assert [a.code for a in purchase.awards.all()] == ["base", "today"]
     earlier = buy(member, [line()], occurred_at=timezone.now() - timedelta(days=1))
     assert [a.code for a in earlier.awards.all()] == ["base", "yesterday"]
+
+
+def test_campaign_days_start_at_the_program_s_midnight(member, base_rule, make_campaign, buy):
+    day = timezone.now().astimezone(PARIS).date() - timedelta(days=3)
+    make_campaign("one-day", "5", effect="fixed_bonus", scope="per_purchase", starts_on=day, ends_on=day)
+    # 00:30 in Paris is the day before in UTC: in the campaign's day, then just after it.
+    on_the_day = datetime.combine(day, time(0, 30), tzinfo=PARIS)
+    after_it = datetime.combine(day + timedelta(days=1), time(0, 30), tzinfo=PARIS)
+    assert after_it.astimezone(UTC).date() == day
+    assert awarded(buy(member, [line()], occurred_at=on_the_day), "one-day") == 5
+    assert awarded(buy(member, [line()], occurred_at=after_it), "one-day") == 0
 
 
 def test_preview_reports_what_a_rule_would_have_added(member, make_member, base_rule, make_campaign, buy):
