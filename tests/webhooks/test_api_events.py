@@ -165,3 +165,55 @@ def test_event_stream_does_not_skip_an_event_that_commits_after_a_later_one(api,
         return ids if len(ids) == 2 else None
 
     assert wait_for(both, timeout=30) == [a_events[0].event_id, b_event.event_id]
+
+
+# The types the events issue asks for at least; each app registers its own.
+REQUIRED_TYPES = [
+    "member.created",
+    "member.updated",
+    "member.status_changed",
+    "member.erased",
+    "card.issued",
+    "card.replaced",
+    "label.assigned",
+    "label.removed",
+    "points.earned",
+    "points.redeemed",
+    "points.adjusted",
+    "points.reversed",
+    "points.transferred",
+    "points.expired",
+    "points.expiring",
+    "hold.created",
+    "hold.captured",
+    "hold.released",
+    "tier.changed",
+    "reward.redeemed",
+    "voucher.issued",
+    "voucher.used",
+    "job.finished",
+    "webhook.test",
+    "webhook.endpoint_disabled",
+]
+
+
+def test_event_catalog_has_every_required_type_with_an_example_in_the_api_docs_and_the_guide(client, db):
+    from pathlib import Path
+
+    from webhooks import catalog
+
+    registered = {event_type.name: event_type for event_type in catalog.all_types()}
+    assert set(REQUIRED_TYPES) <= set(registered)
+    assert all(event_type.example and event_type.description for event_type in registered.values())
+
+    spec = client.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    detail = spec["paths"]["/api/v1/events/{event_id}"]["get"]["responses"]["200"]["content"]
+    examples = detail["application/json"]["examples"]
+    assert set(examples) == set(registered)
+    assert examples["member.created"]["value"]["data"] == registered["member.created"].example
+    stream = spec["paths"]["/api/v1/events"]["get"]["description"]
+    assert all(f"`{name}`" in stream for name in registered)
+
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "webhooks.md").read_text()
+    missing = [name for name in registered if f"| `{name}` |" not in guide]
+    assert missing == [], "docs/webhooks.md's event catalog lacks these types"
