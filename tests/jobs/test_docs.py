@@ -1,0 +1,80 @@
+"""The kinds' documentation follows the registry: docs/jobs.md's "Available today" table
+and the OpenAPI descriptions name every registered import and export kind with the scope
+it needs, so a new kind (or a changed scope) cannot go undocumented."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from jobs import registry
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "jobs.md"
+
+
+def _kinds_table() -> dict[str, dict[str, str]]:
+    """The first table of docs/jobs.md: kind -> its import, export and scope cells."""
+    rows = {}
+    for line in DOCS.read_text().splitlines():
+        match = re.match(r"^\| `(\w+)` \|(.*)\|(.*)\|(.*)\|$", line)
+        if match:
+            kind, import_cell, export_cell, scope_cell = (cell.strip() for cell in match.groups())
+            rows.setdefault(kind, {"import": import_cell, "export": export_cell, "scope": scope_cell})
+        elif rows:
+            break  # the end of the first table
+    return rows
+
+
+def _scopes(cell: str, side: str) -> set[str]:
+    """The scopes a cell gives ``side`` (import or export): "import `a`, export `b`" or one
+    scope for both."""
+    parts = dict(re.findall(r"(import|export) `([\w:]+)`", cell))
+    if parts:
+        return {parts[side]} if side in parts else set()
+    return set(re.findall(r"`([\w:]+)`", cell))
+
+
+def test_docs_table_lists_every_kind_with_its_scopes():
+    table = _kinds_table()
+    imports = {kind.name: kind for kind in registry.import_kinds()}
+    exports = {kind.name: kind for kind in registry.export_kinds()}
+
+    assert set(table) == set(imports) | set(exports)
+    for name, row in table.items():
+        assert (row["import"] != "—") == (name in imports), name
+        assert (row["export"] != "—") == (name in exports), name
+        if name in imports:
+            assert _scopes(row["scope"], "import") == {imports[name].scope}, name
+        if name in exports:
+            assert _scopes(row["scope"], "export") == {exports[name].scope}, name
+    assert table["rewards"]["scope"] == "import `config:write`, export `config:read`"
+
+
+def _scope_of(description: str, kind: str) -> str:
+    """The scope a description gives ``kind``: "`a:write` for x, y and z; `b:write` for w"
+    (a scope named without "for" is the one of the kinds not named elsewhere)."""
+    default = ""
+    for scope, names in re.findall(r"`(\w+:\w+)`(?: for ([\w ,]+))?", description):
+        if not names:
+            default = default or scope
+        elif kind in re.split(r",\s*|\s+and\s+", names.strip()):
+            return scope
+    return default
+
+
+@pytest.mark.django_db
+def test_openapi_names_every_kind_and_its_scope(client):
+    spec = client.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    start_import = spec["paths"]["/api/v1/imports/{kind}"]["post"]
+    start_export = spec["paths"]["/api/v1/exports/{kind}"]["post"]
+    kind_help = next(p for p in start_import["parameters"] if p["name"] == "kind")["description"]
+    imports_named, exports_named = kind_help.split("Exports:")
+
+    for kind in registry.import_kinds():
+        assert re.search(rf"\b{kind.name}\b", imports_named), kind.name
+        assert _scope_of(start_import["description"], kind.name) == kind.scope, kind.name
+    for kind in registry.export_kinds():
+        assert re.search(rf"\b{kind.name}\b", exports_named), kind.name
+        assert _scope_of(start_export["description"], kind.name) == kind.scope, kind.name
