@@ -116,8 +116,9 @@ class CeleryWorker:
         return self.log.read_text(errors="replace")
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 20, interval: float = 0.1, message: str = ""):
-    """Poll ``condition`` until it returns something truthy; fail the test after ``timeout``."""
+def wait_for(condition: Callable[[], object], timeout: float = 60, interval: float = 0.1, message: str = ""):
+    """Poll ``condition`` until it returns something truthy; fail the test after ``timeout``
+    (generous: a loaded two-core machine can take many seconds to schedule a worker)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = condition()
