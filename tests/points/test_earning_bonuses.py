@@ -1,6 +1,7 @@
 """Event bonuses: enrolment (once, set-based for imported lists), profile completion (once,
 through the members_updated hook), birthdays (day or month, 29 February, re-runs, the
-command and the task) and referrals (code, recording, both bonuses on the first purchase)."""
+command and the task, on the program-local day) and referrals (code, recording, both
+bonuses on the first purchase); none of them qualifies for tiers or takes the tier multiplier."""
 
 from __future__ import annotations
 
@@ -182,6 +183,25 @@ def test_birthday_task_gives_today_s_bonuses(program, earning_settings, make_mem
     assert available(member) == 10
 
 
+def test_birthday_task_counts_the_day_in_the_program_s_time_zone(
+    program, earning_settings, make_member, monkeypatch
+):
+    from datetime import UTC, datetime
+
+    from django.utils import timezone
+
+    earning_settings(birthday_bonus=10)
+    born_14th, born_13th = (
+        make_member(birth_date=date(1990, 3, 14)),
+        make_member(birth_date=date(1990, 3, 13)),
+    )
+    # 23:30 UTC on 13 March is 00:30 on 14 March in Paris: the 14th's birthdays are due.
+    monkeypatch.setattr(timezone, "now", lambda: datetime(2025, 3, 13, 23, 30, tzinfo=UTC))
+    assert tasks.points_birthday_bonuses() == 1
+    assert (available(born_14th), available(born_13th)) == (10, 0)
+    assert BonusAward.objects.get(kind="birthday").key == "2025"
+
+
 # --- Referrals -----------------------------------------------------------------------------
 
 
@@ -263,3 +283,43 @@ def test_referral_api_access(make_api, make_member, other_program, client):
     assert reader.post(url, {"code": "X"}, format="json").status_code == 403
     stranger = make_api(["points:read", "points:write"], target_program=other_program)
     assert stranger.get(url).status_code == 404
+
+
+def test_event_bonuses_neither_qualify_for_tiers_nor_take_the_tier_multiplier(
+    program, earning_settings, make_member, base_rule, buy
+):
+    from decimal import Decimal
+
+    from tiers import services as tier_services
+    from tiers.models import MemberTier, TierActivity
+
+    # Every member holds the default tier, which doubles purchase points.
+    tier_services.tier_create(
+        program=program, code="bronze", name="Bronze", rank=10, earn_multiplier=Decimal("2"), actor=SYSTEM
+    )
+    tier_services.tier_create(
+        program=program, code="silver", name="Silver", rank=20, qualify_points=100, actor=SYSTEM
+    )
+    earning_settings(
+        enrolment_bonus=100,
+        profile_completion_bonus=30,
+        profile_completion_fields=["phone"],
+        birthday_bonus=200,
+        referral_referrer_bonus=300,
+        referral_referee_bonus=150,
+    )
+    referrer = make_member(phone="+33644444444", birth_date=date(1990, 3, 14))
+    assert available(referrer) == 130  # enrolment and profile completion, not doubled
+    bonuses.birthday_bonuses(program=program, on=date(2025, 3, 14), actor=SYSTEM)
+    assert available(referrer) == 330
+    referee = make_member()
+    code = bonuses.referral_code_get_or_create(member=referrer, actor=SYSTEM).code
+    bonuses.referral_record(member=referee, code=code, actor=SYSTEM)
+    purchase = buy(referee, [line("A", "10.00")])
+    assert purchase.points == 20  # the purchase itself takes the multiplier
+    assert (available(referrer), available(referee)) == (630, 100 + 150 + 20)
+    # 630 and 270 bonus-rich points, yet only the purchase's 20 points count for tiers.
+    assert list(TierActivity.objects.values_list("member_id", "source", "points")) == [
+        (referee.pk, "purchase", 20)
+    ]
+    assert set(MemberTier.objects.values_list("tier__code", flat=True)) == {"bronze"}
