@@ -77,6 +77,30 @@ def test_crossing_purchase_upgrades_and_the_next_purchase_earns_with_the_new_mul
     assert activity.occurred_at == after.occurred_at
 
 
+def test_the_upgrade_belongs_to_the_purchase_s_transaction(ladder, member, base_rule, buy, monkeypatch):
+    """A crossing purchase that fails after its activity was recorded leaves no upgrade
+    behind: activity, upgrade, history and tier.changed commit or roll back with it."""
+    buy(member, [line("A", "300.00")])
+
+    def ledger_down(*args, **kwargs):
+        raise RuntimeError("ledger down")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(purchases, "emit_purchase_recorded", ledger_down)  # after activity and ledger
+        with pytest.raises(RuntimeError):
+            buy(member, [line("B", "250.00")], reference="CROSS")
+    assert tier_of(member) == "bronze"
+    assert not TierActivity.objects.filter(reference="CROSS").exists()
+    assert not TierChange.objects.exists()
+    assert not Event.objects.filter(type="tier.changed").exists()
+    assert not purchases.Purchase.objects.filter(reference="CROSS").exists()
+    assert Account.objects.get(member=member).available == 300
+
+    buy(member, [line("B", "250.00")], reference="CROSS")  # the till retries: now it holds
+    assert tier_of(member) == "silver"
+    assert buy(member, [line("C", "100.00")]).points == 125
+
+
 def test_purchase_activity_counts_eligible_spend_and_default_currency_points(
     ladder, member, base_rule, buy, make_currency, make_rule
 ):
