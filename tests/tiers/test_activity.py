@@ -138,6 +138,23 @@ def test_activity_record_ignores_adjustments_unless_the_program_counts_them(make
     assert selectors.member_tier(member=member).code == "star"
 
 
+def test_activity_record_any_mode_takes_one_threshold_all_mode_needs_each(make_tier, make_member, record):
+    make_tier("bronze", 1)
+    make_tier("regular", 2, qualify_points=50, qualify_visits=3)  # "any", the default
+    make_tier("vip", 3, qualify_mode="all", qualify_spend=Decimal("300"), qualify_visits=5)
+    visitor, spender = make_member(), make_member()
+    for _ in range(3):
+        record(visitor, date.today(), visits=1)
+    assert selectors.member_tier(member=visitor).code == "regular"  # visits alone are enough
+
+    record(spender, date.today(), spend="1000.00", points=10, visits=1)
+    assert selectors.member_tier(member=spender).code == "bronze"  # VIP also needs 5 visits
+    record(spender, date.today(), visits=2)
+    assert selectors.member_tier(member=spender).code == "regular"
+    record(spender, date.today(), visits=2)
+    assert selectors.member_tier(member=spender).code == "vip"  # 1000 EUR and 5 visits
+
+
 def test_activity_record_for_a_program_without_tiers_keeps_the_activity(member, record, make_tier):
     result = record(member, date.today(), spend="600.00")
     assert result.created and result.tier is None and result.change is None

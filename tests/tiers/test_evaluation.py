@@ -202,6 +202,33 @@ def test_supported_level_lands_on_the_default_when_nothing_is_kept(
     assert state_of(member).tier.code == "bronze"
 
 
+def test_all_mode_retention_needs_every_threshold(make_tier, make_member, record, evaluate, clock):
+    make_tier("bronze", 1)
+    make_tier(
+        "vip",
+        2,
+        qualify_mode="all",
+        qualify_spend=Decimal("300"),
+        qualify_visits=5,
+        retain_spend=Decimal("200"),
+        retain_visits=4,
+        grace_months=1,
+    )
+    clock(paris(date(2025, 1, 10), 9))
+    short_of_visits, steady = make_member(), make_member()
+    for member in (short_of_visits, steady):
+        record(member, date(2025, 1, 10), spend="300.00", visits=5)
+        assert state_of(member).tier.code == "vip"
+    # Two visits undone: 250 EUR still keeps VIP's spend, 3 visits miss its 4.
+    record(short_of_visits, date(2025, 1, 10), spend="-50.00", visits=-2, source="refund")
+
+    run = evaluate(date(2025, 6, 1))
+
+    assert (run.members, run.grace_started) == (2, 1)
+    assert state_of(short_of_visits).grace_until == date(2025, 7, 1)
+    assert state_of(steady).grace_until is None
+
+
 def test_locked_member_is_not_moved_down_before_the_lock_ends(ladder, member, evaluate, clock):
     clock(paris(date(2025, 1, 10), 9))
     services.member_tier_assign(
