@@ -13,7 +13,7 @@ from programs.models import Program
 from tests.celery_support import wait_for
 from tests.tiers.conftest import SYSTEM, paris
 from tiers import demo, tasks
-from tiers.models import MemberTier, Tier, TierEvaluation
+from tiers.models import MemberTier, Tier, TierChange, TierEvaluation
 
 pytestmark = pytest.mark.django_db
 
@@ -62,6 +62,32 @@ def test_tiers_evaluate_command_prints_a_summary(ladder, make_member, record, cl
     out = StringIO()
     call_command("tiers_evaluate", "--date", "2026-01-11", "--no-progress", stdout=out)
     assert "0 grace started" in out.getvalue()  # the same day again: nothing changes
+
+
+def test_tiers_evaluate_command_shows_progress_and_a_second_run_of_the_day_changes_nothing(
+    ladder, make_member, record, clock, capsys
+):
+    clock(paris(date(2025, 1, 10), 9))
+    members = [make_member() for _ in range(3)]
+    record(members[0], date(2025, 1, 10), spend="600.00")  # Silver; below retention a year on
+    clock(paris(date(2026, 1, 11), 9))
+    arguments = ["tiers_evaluate", "--program", "acme", "--date", "2026-01-11", "--batch-size", "2"]
+
+    first = StringIO()
+    call_command(*arguments, stdout=first)
+    progress = capsys.readouterr().err
+    assert "acme" in progress and "0/3" in progress  # the bar, on stderr, with the members to do
+    assert "3 members" in first.getvalue() and "1 grace started" in first.getvalue()
+    states = list(MemberTier.objects.order_by("member_id").values())
+    history = TierChange.objects.count()
+
+    again = StringIO()
+    call_command(*arguments, stdout=again)
+    assert "0/3" in capsys.readouterr().err
+    assert "0 upgrades, 0 downgrades, 0 grace started, 0 grace ended" in again.getvalue()
+    assert TierChange.objects.count() == history
+    assert list(MemberTier.objects.order_by("member_id").values()) == states
+    assert TierEvaluation.objects.filter(as_of=date(2026, 1, 11), status="finished").count() == 2
 
 
 @pytest.mark.parametrize(
