@@ -22,9 +22,11 @@ from membership_site.actors import Actor
 from membership_site.admin_actions import ReasonForm, form_action
 from membership_site.errors import DomainError
 from points.models import Currency
+from programs.currencies import money_quantum
 from programs.models import Location, Program
 
 from . import codes, payments, services
+from .events import PERCENT_QUANTUM
 from .models import (
     PayWithPointsRule,
     PricingException,
@@ -292,6 +294,10 @@ class ShipmentAdmin(_ReadOnlyAdmin):
         return request.user.has_perm("rewards.change_shipment")
 
 
+def _csv_decimal(value, quantum) -> str:
+    return "" if value is None else str(value.quantize(quantum))
+
+
 # --- Campaign voucher batches ----------------------------------------------------------------------
 
 
@@ -408,7 +414,8 @@ class VoucherBatchAdmin(admin.ModelAdmin):
     def codes_csv(self, request, batch_id: int):
         if not self.has_view_permission(request):
             raise PermissionDenied
-        batch = get_object_or_404(VoucherBatch, pk=batch_id)
+        batch = get_object_or_404(VoucherBatch.objects.select_related("program"), pk=batch_id)
+        quantum = money_quantum(batch.program.currency)  # money with the currency's minor units
 
         class Echo:
             def write(self, value):
@@ -427,8 +434,21 @@ class VoucherBatchAdmin(admin.ModelAdmin):
             yield writer.writerow(
                 ["code", "value_kind", "amount", "percent", "sku", "min_spend", "valid_until", "status"]
             )
-            for code, *rest in vouchers.iterator(chunk_size=2000):
-                yield writer.writerow([codes.format_code(code), *("" if v is None else v for v in rest)])
+            for code, value_kind, amount, percent, sku, min_spend, valid_until, status in vouchers.iterator(
+                chunk_size=2000
+            ):
+                yield writer.writerow(
+                    [
+                        codes.format_code(code),
+                        value_kind,
+                        _csv_decimal(amount, quantum),
+                        _csv_decimal(percent, PERCENT_QUANTUM),
+                        sku,
+                        _csv_decimal(min_spend, quantum),
+                        "" if valid_until is None else valid_until.isoformat(),
+                        status,
+                    ]
+                )
 
         response = StreamingHttpResponse(rows(), content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="vouchers-{batch.pk}.csv"'

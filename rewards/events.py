@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from programs.currencies import money_quantum
+from programs.models import Program
 from webhooks import catalog
 from webhooks.services import EventInput, event_record_many
 
 from .codes import format_code
 from .models import Redemption, Voucher
+
+PERCENT_QUANTUM = Decimal("0.01")
 
 _VOUCHER_EXAMPLE = {
     "code": "7KQM-9XH4-RT2P-WZ5C",
@@ -23,6 +28,7 @@ _VOUCHER_EXAMPLE = {
     "valid_until": "2026-04-01T22:00:00Z",
     "member_id": 42,
     "redemption_id": 310,
+    "batch_id": None,
 }
 _REDEMPTION_EXAMPLE = {
     "id": 310,
@@ -51,7 +57,12 @@ EVENT_TYPES: dict[str, tuple[str, dict[str, Any]]] = {
             "reason": "Customer changed their mind",
         },
     ),
-    "voucher.issued": ("A voucher was issued to a member (by a redemption).", {"voucher": _VOUCHER_EXAMPLE}),
+    "voucher.issued": (
+        "A voucher was issued: to a member by a redemption (`member_id`, `redemption_id`), or "
+        "as an unassigned campaign code when a voucher batch is generated in the admin "
+        "(`member_id` null, `batch_id` set; one event per code).",
+        {"voucher": _VOUCHER_EXAMPLE},
+    ),
     "voucher.used": (
         "A voucher was used at a till or web shop (`reference`: the purchase).",
         {
@@ -76,26 +87,39 @@ def register() -> None:
         catalog.register(name, description, example)
 
 
-def _money(value) -> str | None:
-    return None if value is None else str(value)
+def _decimal(value: Decimal | None, quantum: Decimal) -> str | None:
+    return None if value is None else str(value.quantize(quantum, rounding=ROUND_HALF_UP))
 
 
-def voucher_payload(voucher: Voucher, location_codes: list[str] | None = None) -> dict[str, Any]:
+def program_currency(program_id: int) -> str:
+    return Program.objects.values_list("currency", flat=True).get(pk=program_id)
+
+
+def voucher_payload(
+    voucher: Voucher, location_codes: list[str] | None = None, *, currency: str | None = None
+) -> dict[str, Any]:
+    """Money in the program's currency with its minor units (``currency``: the program's
+    money currency, read when not given), percents with two decimals."""
     if location_codes is None:
         location_codes = sorted(location.code for location in voucher.locations.all())
+    if currency is None:
+        cached = Voucher._meta.get_field("program").is_cached(voucher)
+        currency = voucher.program.currency if cached else program_currency(voucher.program_id)
+    quantum = money_quantum(currency)
     return {
         "code": format_code(voucher.code),
         "status": voucher.status,
         "value_kind": voucher.value_kind,
-        "amount": _money(voucher.amount),
-        "percent": _money(voucher.percent),
+        "amount": _decimal(voucher.amount, quantum),
+        "percent": _decimal(voucher.percent, PERCENT_QUANTUM),
         "sku": voucher.sku,
-        "min_spend": _money(voucher.min_spend),
+        "min_spend": _decimal(voucher.min_spend, quantum),
         "skus": list(voucher.skus),
         "locations": location_codes,
         "valid_until": voucher.valid_until,
         "member_id": voucher.member_id,
         "redemption_id": voucher.redemption_id,
+        "batch_id": voucher.batch_id,
     }
 
 

@@ -467,7 +467,14 @@ def reward_redeem(
     emitted = [("reward.redeemed", {"redemption": events.redemption_payload(redemption, voucher)})]
     if voucher is not None:
         emitted.append(
-            ("voucher.issued", {"voucher": events.voucher_payload(voucher, voucher.location_codes)})
+            (
+                "voucher.issued",
+                {
+                    "voucher": events.voucher_payload(
+                        voucher, voucher.location_codes, currency=annotated.program.currency
+                    )
+                },
+            )
         )
     events.emit(member.program_id, member.pk, emitted)
     if annotated.stock is not None:
@@ -537,7 +544,8 @@ def redemption_cancel(*, redemption: Redemption, reason: str, actor: Actor) -> R
         ("reward.cancelled", {"redemption": events.redemption_payload(redemption, voucher), "reason": reason})
     ]
     if voucher is not None:
-        emitted.append(("voucher.cancelled", {"voucher": events.voucher_payload(voucher), "reason": reason}))
+        payload = events.voucher_payload(voucher, currency=redemption.reward.program.currency)
+        emitted.append(("voucher.cancelled", {"voucher": payload, "reason": reason}))
     events.emit(member.program_id, member.pk, emitted)
     return RedemptionResult(redemption, reversal.account)
 
@@ -675,13 +683,22 @@ def _expire_batch(ids: list[int], now: datetime) -> int:
         "voucher_id", "location__code"
     ):
         locations[voucher_id].append(code)
+    currencies = dict(
+        Program.objects.filter(pk__in={voucher.program_id for voucher in vouchers}).values_list(
+            "pk", "currency"
+        )
+    )
     event_record_many(
         events=[
             EventInput(
                 program_id=voucher.program_id,
                 member_id=voucher.member_id,
                 type="voucher.expired",
-                data={"voucher": events.voucher_payload(voucher, sorted(locations[voucher.pk]))},
+                data={
+                    "voucher": events.voucher_payload(
+                        voucher, sorted(locations[voucher.pk]), currency=currencies[voucher.program_id]
+                    )
+                },
             )
             for voucher in vouchers
         ]
@@ -734,7 +751,8 @@ def voucher_batch_create(
     valid_until: datetime | None = None,
 ) -> VoucherBatch:
     """Generate ``count`` unassigned (campaign) vouchers with the same value and
-    conditions. They have no owner and emit no event until used."""
+    conditions. They have no owner; each is announced by a ``voucher.issued`` event
+    (``member_id`` null, ``batch_id`` set) in the same transaction, written in bulk."""
     voucher_batch_check(
         program=program,
         count=count,
@@ -759,18 +777,30 @@ def voucher_batch_create(
         "valid_until": valid_until,
         "issued_at": now,
     }
-    created: list[Voucher] = []
+    location_codes = sorted(location.code for location in locations)
+    through = Voucher.locations.through
     for start in range(0, count, 1000):
-        created += _insert_batch_chunk(program, template, min(1000, count - start))
-    if locations:
-        through = Voucher.locations.through
-        through.objects.bulk_create(
-            [
-                through(voucher_id=voucher.pk, location_id=location.pk)
-                for voucher in created
-                for location in locations
-            ],
-            batch_size=5000,
+        created = _insert_batch_chunk(program, template, min(1000, count - start))
+        if locations:
+            through.objects.bulk_create(
+                [
+                    through(voucher_id=voucher.pk, location_id=location.pk)
+                    for voucher in created
+                    for location in locations
+                ]
+            )
+        event_record_many(
+            events=[
+                EventInput(
+                    program_id=program.pk,
+                    member_id=None,
+                    type="voucher.issued",
+                    data={
+                        "voucher": events.voucher_payload(voucher, location_codes, currency=program.currency)
+                    },
+                )
+                for voucher in sorted(created, key=lambda voucher: voucher.pk)
+            ]
         )
     return batch
 

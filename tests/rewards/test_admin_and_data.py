@@ -131,7 +131,7 @@ def test_voucher_batch_admin_generates_codes_with_csv(client, staff, program):
     csv_response = client.get(f"/admin/rewards/voucherbatch/{batch.pk}/codes.csv")
     rows = list(csv.DictReader(io.StringIO(b"".join(csv_response.streaming_content).decode())))
     assert len(rows) == 30 and all(codes.is_well_formed(codes.normalize_code(row["code"])) for row in rows)
-    assert {row["amount"] for row in rows} == {"3.000"}
+    assert {(row["amount"], row["percent"], row["min_spend"]) for row in rows} == {("3.00", "", "")}
     refused = client.post(
         "/admin/rewards/voucherbatch/add/",
         {"program": program.pk, "name": "Bad", "count": "3", "value_kind": "percent"},

@@ -60,6 +60,14 @@ def test_reward_redeem_debits_points_takes_stock_and_issues_voucher(member, make
     assert txn.kind == "redeem" and txn.amount == 500
     types = list(Event.objects.filter(member_id=member.pk).values_list("type", flat=True).order_by("id"))
     assert types[-3:] == ["points.redeemed", "reward.redeemed", "voucher.issued"]
+    issued = Event.objects.get(type="voucher.issued").data["voucher"]
+    # Money in the program's currency (EUR: cents), though the columns keep three decimals.
+    assert (issued["amount"], issued["min_spend"], issued["member_id"], issued["batch_id"]) == (
+        "5.00",
+        "20.00",
+        member.pk,
+        None,
+    )
     assert_ledger_consistent()
 
 

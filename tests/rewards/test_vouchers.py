@@ -131,6 +131,29 @@ def test_voucher_batch_create_campaign_codes(program, paris):
     assert len(set(vouchers.values_list("code", flat=True))) == 250
     assert all(codes.is_well_formed(code) for code in vouchers.values_list("code", flat=True))
     assert Voucher.locations.through.objects.filter(voucher__batch=batch).count() == 250
+    # Each code is announced (voucher.issued, no member), so the event stream knows every
+    # voucher before it is used.
+    issued = Event.objects.filter(type="voucher.issued").order_by("id")
+    assert issued.count() == 250 and not issued.filter(member_id__isnull=False).exists()
+    payloads = {event.data["voucher"]["code"]: event.data["voucher"] for event in issued}
+    assert set(payloads) == {codes.format_code(code) for code in vouchers.values_list("code", flat=True)}
+    first = next(iter(payloads.values()))
+    assert (first["batch_id"], first["member_id"], first["redemption_id"]) == (batch.pk, None, None)
+    assert (first["value_kind"], first["percent"], first["min_spend"], first["locations"]) == (
+        "percent",
+        "15.00",
+        "30.00",
+        ["paris-01"],
+    )
+    used = vouchers.first()
+    services.voucher_use(
+        voucher=used,
+        reference="R-1",
+        basket=services.BasketInput(amount=Decimal("40"), location_code="paris-01"),
+        location=paris,
+        actor=SYSTEM,
+    )
+    assert Event.objects.get(type="voucher.used").data["voucher"]["batch_id"] == batch.pk
     with pytest.raises(services.InvalidVoucherBatchError):
         services.voucher_batch_create(program=program, name="x", count=0, value_kind="amount", actor=SYSTEM)
     with pytest.raises(services.InvalidVoucherBatchError):
