@@ -234,7 +234,11 @@ TIER_COLUMNS = (
     Column("window_months", "Rolling windows: their length in months.", example="12"),
     Column("grace_months", "Months kept after falling below retention.", example="3"),
     Column("downgrade_policy", "one_level or supported_level.", example="one_level"),
-    Column("earn_multiplier", "Multiplies earned points (1 = none).", example="1.5"),
+    Column(
+        "earn_multiplier",
+        "Multiplies purchase points from base rates and multipliers (1 = none).",
+        example="1.5",
+    ),
     Column("discount_percent", "Member price discount, 0-100.", example="10"),
     Column("perks", "Free text shown to members.", example="Free delivery"),
     Column("rewards_eligible", "true or false: may redeem rewards at all.", example="true"),

@@ -105,7 +105,9 @@ class Tier(TimeStampedModel):
         max_digits=6,
         decimal_places=3,
         default=Decimal("1"),
-        help_text="Multiplies the points earning rules give (1 = no bonus).",
+        help_text="Multiplies a purchase's points from base rates and multipliers (not fixed bonuses, "
+        "campaigns' extra rates or event bonuses); 1 = no bonus. The purchase that reaches the tier "
+        "earns at the old rate, the next one at this one.",
     )
     discount_percent = models.DecimalField(
         max_digits=5, decimal_places=2, default=Decimal("0"), help_text="Member price discount, 0-100."

@@ -97,6 +97,7 @@ class TierUpdateSerializer(StrictSerializer):
         min_value=Decimal("0"),
         max_value=MAX_EARN_MULTIPLIER,
         default=Decimal("1"),
+        help_text=Tier._meta.get_field("earn_multiplier").help_text,
     )
     discount_percent = serializers.DecimalField(
         max_digits=5, decimal_places=2, min_value=Decimal("0"), max_value=Decimal("100"), default=Decimal("0")

@@ -231,8 +231,10 @@ class PurchaseRefundsApi(ApiGenericView):
         "optional `quantity`), or by `amount`. Points are taken back in proportion of the "
         "eligible amount refunded (cumulatively floored; all of them once the purchase is "
         "refunded in full): still-pending points are cancelled, available ones reversed, "
-        "below zero only where the currency allows it; the rest is the `shortfall`. A refund "
-        "`reference` seen before returns the original with 200. Errors: 404 "
+        "below zero only where the currency allows it; the rest is the `shortfall`. Campaign "
+        "budgets and per-member caps are not given back. The refund lowers the member's "
+        "qualifying activity for tiers (a downgrade still waits for the evaluation and grace). "
+        "A refund `reference` seen before returns the original with 200. Errors: 404 "
         "`purchase_not_found`; 400 `unknown_line`, `invalid_amount`; 409 "
         "`refund_exceeds_purchase`, `purchase_fully_refunded`, `duplicate_reference`.",
         request=RefundCreateSerializer,
