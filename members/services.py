@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from membership_site.actors import Actor
 from programs.models import Program
+from webhooks.services import events_redact_member
 
 from . import hooks
 from .errors import (
@@ -463,6 +464,21 @@ _ERASED_VALUES: dict[str, Any] = {
 }
 
 
+def _personal_values(member: Member) -> set[str]:
+    """The member's personal data as the strings events may hold them in."""
+    # Not the language and country codes: too short and common to match safely.
+    skipped = {"preferences", "language", "country"}
+    names = [name for name in _ERASED_VALUES if name not in skipped]
+    # Earlier versions too (the history rows): events keep the values of their time.
+    versions = [member, *member.history.all().only(*names)]
+    values = {str(getattr(version, name)) for version in versions for name in names}
+    values.discard("None")
+    cards = Card.objects.filter(member=member)
+    values.update(cards.values_list("number", flat=True))
+    values.update(Card.history.filter(id__in=cards.values("id")).values_list("number", flat=True))
+    return {value for value in values if value}
+
+
 @transaction.atomic
 def member_erase(*, member: Member, reason: str, actor: Actor) -> Member:
     """Erase a member's personal data (GDPR right to erasure).
@@ -475,6 +491,7 @@ def member_erase(*, member: Member, reason: str, actor: Actor) -> Member:
     member = _lock(member)
     if member.erased_at is not None:
         raise MemberErasedError(f"Member {member.number} was erased at {member.erased_at}.")
+    personal_values = _personal_values(member)
     if member.status != Member.Status.TERMINATED:
         member = member_change_status(
             member=member, to_status=Member.Status.TERMINATED, reason=f"Erasure: {reason}", actor=actor
@@ -500,5 +517,8 @@ def member_erase(*, member: Member, reason: str, actor: Actor) -> Member:
         card.save()
     # The erasure row itself is the last history entry; it holds no personal data.
     hooks.member_erased.run(member=member, actor=actor)
+    # The member's earlier events (kept EVENTS_RETENTION_DAYS, served by the stream and by
+    # webhook retries) would still hold the e-mail, phone, names and card numbers.
+    events_redact_member(member_id=member.pk, values=personal_values)
     emit(member, "member.erased", {"member": {"id": member.pk, "number": member.number}, "reason": reason})
     return member

@@ -3,8 +3,9 @@
 Invariants:
 - An Event is written in the same transaction as the change it describes, so a
   rolled-back change leaves none and a committed one has exactly one. Events are never
-  updated and are deleted only by the retention purge (with their dispatch and
-  deliveries).
+  updated, except that a member's erasure nulls their personal data in its events
+  (``events_redact_member``), and are deleted only by the retention purge (with their
+  dispatch and deliveries).
 - ``member_sequence`` numbers a member's events 1, 2, 3, ... without gaps, in commit order
   of the member's changes (the counter row is locked by the writer until it commits).
 - ``Event.txid`` is the PostgreSQL transaction that wrote the event (0 on SQLite). The

@@ -258,6 +258,49 @@ def event_record(
     )[0]
 
 
+ERASED = None  # what an erased value becomes in an event's data
+
+
+def _redact(value: Any, erase: frozenset[str]) -> tuple[Any, bool]:
+    if isinstance(value, str):
+        return (ERASED, True) if value.casefold() in erase else (value, False)
+    if isinstance(value, dict):
+        changed = False
+        out = {}
+        for key, item in value.items():
+            out[key], hit = _redact(item, erase)
+            changed |= hit
+        return out, changed
+    if isinstance(value, list):
+        pairs = [_redact(item, erase) for item in value]
+        return [item for item, _ in pairs], any(hit for _, hit in pairs)
+    return value, False
+
+
+@transaction.atomic
+def events_redact_member(*, member_id: int, values: Iterable[str], batch_size: int = 500) -> int:
+    """Erase personal data from the stored events of one member (GDPR erasure), in the
+    caller's transaction: every string in their ``data`` equal to one of ``values``
+    (case-insensitive; e-mail, phone, names, card numbers...) becomes null. The events
+    themselves stay, with their ids, sequence numbers, amounts and balances, so the stream
+    and the per-member order are unchanged; deliveries not yet sent, and retries, carry
+    the redacted data. Returns how many events changed.
+
+    The one exception to "events are never updated"."""
+    erase = frozenset(value.casefold() for value in values if isinstance(value, str) and value.strip())
+    if not erase:
+        return 0
+    changed: list[Event] = []
+    for event in Event.objects.filter(member_id=member_id).only("id", "data").iterator(chunk_size=batch_size):
+        data, hit = _redact(event.data, erase)
+        if hit:
+            event.data = data
+            changed.append(event)
+    for start in range(0, len(changed), batch_size):
+        Event.objects.bulk_update(changed[start : start + batch_size], ["data"])
+    return len(changed)
+
+
 # --- Webhook endpoints ------------------------------------------------------------------
 
 

@@ -85,6 +85,48 @@ def test_member_erase_blanks_personal_data_everywhere(api, rich_member):
     assert api.get("/api/v1/members/lookup", {"card": "1111222233334444"}).status_code == 404
 
 
+def test_member_erase_removes_personal_data_from_the_members_stored_events(
+    api, make_api, rich_member, program
+):
+    from members import services
+    from membership_site.actors import Actor
+
+    other = services.member_create(program=program, actor=Actor.system(), email="ana@example.org")
+    assert (
+        api.post(f"/api/v1/members/{rich_member.pk}/cards", {"number": "5555666677778888"}).status_code == 201
+    )
+    before = {e.event_id: e.member_sequence for e in Event.objects.filter(member_id=rich_member.pk)}
+    assert {"member.created", "member.updated", "card.issued"} <= set(
+        Event.objects.filter(member_id=rich_member.pk).values_list("type", flat=True)
+    )
+
+    assert api.post(f"/api/v1/members/{rich_member.pk}/erase", {"reason": "Asked"}).status_code == 200
+
+    events = Event.objects.filter(member_id=rich_member.pk).order_by("member_sequence")
+    # Same events, same order: only their personal data is gone.
+    after = {e.event_id: e.member_sequence for e in events}
+    assert {event_id: after[event_id] for event_id in before} == before
+    assert [e.type for e in events][-2:] == ["member.status_changed", "member.erased"]
+    stream = make_api(["events:read"]).get("/api/v1/events", {"member": rich_member.pk}).json()
+    served = str(stream["results"]) + str([e.data for e in events])
+    for personal in (
+        "ana@example.com",
+        "+33612345678",
+        "Ana",
+        "Anna",
+        "Lopez",
+        "crm-1",
+        "1111222233334444",
+        "5555666677778888",
+    ):
+        assert personal not in served
+    created = events.get(type="member.created").data["member"]
+    assert created["id"] == rich_member.pk and created["number"] == rich_member.number
+    assert created["email"] is None and created["first_name"] is None and created["labels"] == ["vip"]
+    # Another member's events are untouched.
+    assert Event.objects.get(member_id=other.pk).data["member"]["email"] == "ana@example.org"
+
+
 def test_member_erase_twice_is_409_and_frees_identifiers(api, rich_member):
     api.post(f"/api/v1/members/{rich_member.pk}/erase", {"reason": "x"})
     again = api.post(f"/api/v1/members/{rich_member.pk}/erase", {"reason": "x"})

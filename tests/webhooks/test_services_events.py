@@ -295,3 +295,31 @@ def test_event_record_many_crossing_bulk_writers_neither_deadlock_nor_leave_gaps
     assert set(
         MemberEventCounter.objects.filter(member_id__in=members).values_list("last_sequence", flat=True)
     ) == {2}
+
+
+def test_events_redact_member_nulls_matching_strings_of_that_member_only(program):
+    data = {
+        "member": {"email": "Ana@Example.com", "first_name": "Ana", "points": 120, "labels": ["vip"]},
+        "cards": [{"number": "4242"}, {"number": "9999"}],
+        "reason": "Ana asked",
+    }
+    mine = services.event_record(program_id=program.pk, member_id=5, type="member.updated", data=data)
+    untouched = services.event_record(
+        program_id=program.pk, member_id=5, type="member.updated", data={"a": 1}
+    )
+    theirs = services.event_record(program_id=program.pk, member_id=6, type="member.updated", data=data)
+
+    changed = services.events_redact_member(member_id=5, values=["ana@example.com", "Ana", "4242", "", " "])
+
+    assert changed == 1
+    mine.refresh_from_db()
+    assert mine.data == {
+        "member": {"email": None, "first_name": None, "points": 120, "labels": ["vip"]},
+        "cards": [{"number": None}, {"number": "9999"}],
+        "reason": "Ana asked",  # whole values only
+    }
+    assert mine.member_sequence == 1
+    untouched.refresh_from_db()
+    theirs.refresh_from_db()
+    assert untouched.data == {"a": 1} and theirs.data == data
+    assert services.events_redact_member(member_id=5, values=[]) == 0
