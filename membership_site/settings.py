@@ -258,6 +258,10 @@ OAUTH2_PROVIDER = {
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 # No broker configured: run tasks in-process, so `make run` needs no Redis or worker.
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+if CELERY_TASK_ALWAYS_EAGER:
+    # Eager tasks still take a producer from the pool; an in-memory transport keeps kombu
+    # from warning "No hostname was supplied" on every command (it is never used).
+    CELERY_BROKER_URL = "memory://localhost/"
 # Prefix for every key Celery writes in Redis, so several deployments (or test runs) can
 # share one Redis server.
 CELERY_BROKER_TRANSPORT_OPTIONS = (
@@ -301,7 +305,7 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
         # In-process (eager) tasks would log a line per task run into every command's
         # output; workers keep their own task log.
-        "celery.app.trace": {"level": "WARNING" if not CELERY_BROKER_URL else LOG_LEVEL},
+        "celery.app.trace": {"level": "WARNING" if CELERY_TASK_ALWAYS_EAGER else LOG_LEVEL},
     },
 }
 

@@ -152,3 +152,17 @@ def test_load_demo_is_safe_to_rerun():
     for out in (first.getvalue(), second.getvalue()):
         assert "API key: lk_" in out
     assert "password:" in first.getvalue() and "password unchanged" in second.getvalue()
+
+
+def test_without_a_broker_tasks_run_in_process_and_commands_log_no_broker_warning(caplog):
+    # Eager mode still builds a producer connection: it must not warn on every `make run`
+    # command ("No hostname was supplied").
+    import kombu
+
+    from membership_site.celery import app
+
+    assert app.conf.task_always_eager
+    caplog.set_level("WARNING")
+    with kombu.Connection(app.conf.broker_url) as connection:
+        assert connection.info()["transport"] == "memory"
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []
