@@ -138,6 +138,15 @@ class CodeListField(forms.CharField):
         return [item.strip() for item in text.replace("\n", ",").split(",") if item.strip()]
 
 
+CAP_HELP = {
+    "max_points_per_purchase": "Most points it gives one purchase (empty: no cap).",
+    "max_points_per_member_day": "Most points it gives one member in a day, days in the program's time zone "
+    "(empty: no cap). Refunds do not give points back to the cap.",
+    "max_points_per_member_month": "Most points it gives one member in a calendar month, in the program's "
+    "time zone (empty: no cap). Refunds do not give points back to the cap.",
+}
+
+
 class _RuleForm(forms.ModelForm):
     weekdays = forms.TypedMultipleChoiceField(
         choices=WEEKDAYS, coerce=int, required=False, widget=forms.CheckboxSelectMultiple
@@ -170,6 +179,7 @@ class EarningRuleForm(_RuleForm):
     class Meta:
         model = EarningRule
         fields = ["program", "code", *config.RULE_FIELDS]
+        help_texts = CAP_HELP
 
 
 class CampaignForm(_RuleForm):
@@ -187,6 +197,11 @@ class CampaignForm(_RuleForm):
     class Meta:
         model = Campaign
         fields = ["program", "code", *config.CAMPAIGN_FIELDS]
+        help_texts = {
+            **CAP_HELP,
+            "budget_points": "Total points the campaign may issue (empty: no budget). Refunds do not "
+            "give points back to the budget.",
+        }
 
 
 _RULE_FIELDSETS = [

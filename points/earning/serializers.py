@@ -174,13 +174,27 @@ class RuleUpdateSerializer(StrictSerializer):
     labels = _codes()
     first_purchase_only = serializers.BooleanField(default=False)
     max_points_per_purchase = serializers.IntegerField(
-        min_value=1, max_value=MAX_POINTS, required=False, allow_null=True
+        min_value=1,
+        max_value=MAX_POINTS,
+        required=False,
+        allow_null=True,
+        help_text="Most points it gives one purchase (null: no cap).",
     )
     max_points_per_member_day = serializers.IntegerField(
-        min_value=1, max_value=MAX_POINTS, required=False, allow_null=True
+        min_value=1,
+        max_value=MAX_POINTS,
+        required=False,
+        allow_null=True,
+        help_text="Most points it gives one member in a day, days in the program's time zone (null: "
+        "no cap). Refunds do not give points back to the cap.",
     )
     max_points_per_member_month = serializers.IntegerField(
-        min_value=1, max_value=MAX_POINTS, required=False, allow_null=True
+        min_value=1,
+        max_value=MAX_POINTS,
+        required=False,
+        allow_null=True,
+        help_text="Most points it gives one member in a calendar month, in the program's time zone "
+        "(null: no cap). Refunds do not give points back to the cap.",
     )
 
 
@@ -190,7 +204,12 @@ class RuleCreateSerializer(RuleUpdateSerializer):
 
 class CampaignUpdateSerializer(RuleUpdateSerializer):
     budget_points = serializers.IntegerField(
-        min_value=1, max_value=MAX_POINTS, required=False, allow_null=True, help_text="Empty: no budget."
+        min_value=1,
+        max_value=MAX_POINTS,
+        required=False,
+        allow_null=True,
+        help_text="Total points the campaign may issue (null: no budget). Refunds do not give points "
+        "back to the budget.",
     )
 
 

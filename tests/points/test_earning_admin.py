@@ -64,6 +64,16 @@ def test_earning_rule_admin_create_and_change_go_through_the_service(staff, prog
     assert history.status_code == 200
 
 
+@pytest.mark.parametrize("model", ["earningrule", "campaign"])
+def test_rule_admin_explains_the_caps_time_zone_and_refunds(staff, model):
+    page = staff.get(f"/admin/points/{model}/add/").content.decode()
+    assert "Most points it gives one member in a day, days in the program" in page
+    assert "Most points it gives one member in a calendar month, in the program" in page
+    assert "Refunds do not give points back to the cap." in page
+    if model == "campaign":
+        assert "Refunds do not give points back to the budget." in page
+
+
 def test_earning_rule_admin_shows_service_errors_on_the_field(staff, program):
     response = staff.post("/admin/points/earningrule/add/", rule_form(program, locations="nowhere"))
     assert response.status_code == 200
