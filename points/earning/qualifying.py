@@ -68,13 +68,14 @@ def lock_members(
             .values_list("member_id", flat=True)
         )
     currencies = {currency.pk: currency for currency in currencies}
-    wanted = {(member_id, currency_id) for member_id in ids for currency_id in currencies}
-    existing = set(
-        Account.objects.filter(member_id__in=ids, currency_id__in=currencies).values_list(
-            "member_id", "currency_id"
-        )
-    )
-    if wanted - existing:
+    if not currencies:
+        return {}
+    # Lock first: the accounts usually exist, so one query serves. Missing ones are
+    # created (a concurrent creator is ignored) and the whole set locked again in id order,
+    # so the lock order stays the same whichever accounts were new.
+    result = _lock_accounts(ids, currencies)
+    missing = sorted({(m, c) for m in ids for c in currencies} - set(result))
+    if missing:
         Account.objects.bulk_create(
             [
                 Account(
@@ -84,13 +85,18 @@ def lock_members(
                     member_id=member_id,
                     allow_negative=currencies[currency_id].allow_negative,
                 )
-                for member_id, currency_id in sorted(wanted - existing)
+                for member_id, currency_id in missing
             ],
             ignore_conflicts=True,
         )
+        result = _lock_accounts(ids, currencies)
+    return result
+
+
+def _lock_accounts(member_ids: list[int], currencies: dict[int, Currency]) -> dict[tuple[int, int], Account]:
     accounts = (
         Account.objects.select_for_update()
-        .filter(member_id__in=ids, currency_id__in=currencies)
+        .filter(member_id__in=member_ids, currency_id__in=currencies)
         .order_by("pk")
     )
     result = {}
