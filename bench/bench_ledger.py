@@ -8,7 +8,10 @@ One run, on the PostgreSQL server of DATABASE_URL:
    processes, keep-alive connections of the standard library's HTTP client) for
    BENCH_SECONDS per scenario: earn and redeem spread over all
    members, then earn and redeem all on one member (lock contention on one account);
-3. ``points_verify_ledger`` on the result (the load must leave the ledger consistent).
+3. the same clients on two ceiling scenarios: ``GET /healthz`` (no authentication, one
+   trivial query) and an authenticated ``GET .../balances``: what this stack serves at best on
+   this machine, which bounds what any earn implementation can reach;
+4. ``points_verify_ledger`` on the result (the load must leave the ledger consistent).
 
 Prints throughput, p50/p95/p99 latency, the ratio earn-per-second / pgbench-tps (goal >=
 0.20 with p99 < 50 ms) and writes bench/results/ledger.json. Events are queued to Redis
@@ -148,7 +151,11 @@ def _client_process(base_url, key, paths, threads, start_at, stop_at, queue):
     lock = threading.Lock()
 
     host, port = base_url.removeprefix("http://").split(":")
-    encoded = [(path, json.dumps(body).encode()) for path, body in paths]
+    # A body of None is a GET (the ceiling scenarios), anything else a JSON POST.
+    encoded = [
+        ("GET", path, None, 200) if body is None else ("POST", path, json.dumps(body).encode(), 201)
+        for path, body in paths
+    ]
 
     def loop(seed):
         # The standard library's client: the load generator shares the two cores with the
@@ -161,14 +168,14 @@ def _client_process(base_url, key, paths, threads, start_at, stop_at, queue):
             now = time.time()
             if now >= stop_at:
                 break
-            path, body = rng.choice(encoded)
+            method, path, body, expected = rng.choice(encoded)
             started = time.perf_counter()
-            connection.request("POST", path, body=body, headers=headers)
+            connection.request(method, path, body=body, headers=headers)
             response = connection.getresponse()
             response.read()
             elapsed = time.perf_counter() - started
             if now >= start_at:
-                if response.status == 201:
+                if response.status == expected:
                     local.append(elapsed)
                 else:
                     local_errors[str(response.status)] = local_errors.get(str(response.status), 0) + 1
@@ -319,6 +326,11 @@ def main() -> int:
             "redeem": [(f"/api/v1/members/{m}/points/redeem", {"amount": 5}) for m in members],
             "earn_hot_member": [(f"/api/v1/members/{hot}/points/earn", {"amount": 10})],
             "redeem_hot_member": [(f"/api/v1/members/{hot}/points/redeem", {"amount": 5})],
+            # The ceiling of this stack on this machine, whatever the ledger does: the
+            # health check (no authentication, one trivial query) and an authenticated read
+            # of a member's balances (API key, scope check, two small queries).
+            "ceiling_healthz": [("/healthz", None)],
+            "ceiling_balances": [(f"/api/v1/members/{m}/balances", None) for m in members],
         }
         results["scenarios"] = {}
         for name, paths in scenarios.items():
@@ -377,6 +389,12 @@ def main() -> int:
         f"ratio {ratio:.3f} (goal >= {GOAL_RATIO}, p99 {earn['p99_ms']} ms, goal < {GOAL_P99_MS} ms): "
         f"{'met' if results['goal']['met'] else 'NOT met'}"
     )
+    for name in ("ceiling_healthz", "ceiling_balances"):
+        ceiling = results["scenarios"][name]["per_second"] / results["pgbench"]["tps"]
+        results[f"ratio_{name}_per_pgbench_tps"] = round(ceiling, 3)
+        print(
+            f"Ceiling {name.removeprefix('ceiling_')}: {ceiling:.3f} of pgbench (no earn can beat it)"
+        )
     print(f"Queries per request: earn {results['queries']['earn']}, redeem {results['queries']['redeem']}")
     print(
         f"One earn at a time (in-process): {results['sequential_earn']['wall_ms']} ms wall, "
