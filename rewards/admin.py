@@ -69,6 +69,13 @@ class RewardForm(forms.ModelForm):
         model = Reward
         fields = ["program", "code", *services.REWARD_FIELDS, *_RELATIONS]
 
+    def clean_tier_tags(self):
+        # An emptied JSON box means no tags (the column is a list, never null).
+        return self.cleaned_data.get("tier_tags") or []
+
+    def clean_voucher_skus(self):
+        return self.cleaned_data.get("voucher_skus") or []
+
     def clean(self):
         data = super().clean()
         program = self.instance.program if self.instance.pk else data.get("program")
@@ -153,7 +160,7 @@ class RewardAdmin(_ProgramImportMixin, ImportMixin, ExportMixin, SimpleHistoryAd
                 ]
             },
         ),
-        ("Who and where", {"fields": list(_RELATIONS)}),
+        ("Who and where", {"fields": [*_RELATIONS[:2], "tier_tags", *_RELATIONS[2:]]}),
         (
             "Vouchers",
             {

@@ -4,6 +4,8 @@ member-pricing exceptions.
 Invariants:
 - ``Reward.code`` is unique in its program; a reward costs points in one or more of the
   program's currencies (``RewardCost``, one row per currency).
+- A member may redeem a reward only when their tier is among ``eligible_tiers`` (if any)
+  and unlocks one of its ``tier_tags`` (if any; ``Tier.reward_tags``).
 - ``Reward.stock`` is the number of units left (null: unlimited) and never goes below 0
   (CHECK); it is only changed by a conditional UPDATE in the redeem and cancel services.
 - A redemption's points moved only through the points services: ``points_transaction``
@@ -76,6 +78,12 @@ class Reward(TimeStampedModel):
     )
     eligible_labels = models.ManyToManyField(
         "members.Label", blank=True, related_name="+", help_text="Empty: everyone; else any one of them."
+    )
+    tier_tags = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Tier reward tags, e.g. ["lounge"]: only members whose tier unlocks one of them '
+        "(the tier's reward tags) may redeem it. Empty: no tag needed. Applies with the eligible tiers.",
     )
     locations = models.ManyToManyField(
         Location, blank=True, related_name="+", help_text="Where its vouchers can be used. Empty: anywhere."

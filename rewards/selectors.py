@@ -185,12 +185,26 @@ def _annotate_for_member(queryset: QuerySet[Reward], ctx: MemberContext) -> Quer
     )
 
 
-def _available(ctx: MemberContext) -> Q:
+def _tag_blocked(ctx: MemberContext) -> list[int]:
+    """The program's rewards restricted to tier tags that the member's tier does not
+    unlock (one query; catalogs hold few tagged rewards). Tags are a JSON list, and JSON
+    containment is not portable to SQLite (``make run``), hence ids."""
+    tagged = (
+        Reward.objects.filter(program_id=ctx.member.program_id)
+        .exclude(tier_tags=[])
+        .values_list("pk", "tier_tags")
+    )
+    return [pk for pk, tags in tagged if not ctx.benefits.allows_reward(tags)]
+
+
+def _available(ctx: MemberContext, tag_blocked: list[int]) -> Q:
     """The rules of ``reward_reasons`` as a filter on the annotated catalog."""
     now = ctx.now
     if ctx.member.status in MEMBER_STATUS_REASONS:
         return Q(pk__in=[])
     tier_ok = Q(has_tiers=False) | Q(in_tiers=True) if ctx.benefits.rewards_eligible else Q(pk__in=[])
+    if tag_blocked:
+        tier_ok &= ~Q(pk__in=tag_blocked)
     return (
         Q(is_active=True)
         & (Q(valid_from__isnull=True) | Q(valid_from__lte=now))
@@ -214,7 +228,7 @@ def member_catalog(
         _catalog_prefetches(Reward.objects.filter(program_id=member.program_id)), ctx
     )
     if not include_unavailable:
-        queryset = queryset.filter(_available(ctx))
+        queryset = queryset.filter(_available(ctx, _tag_blocked(ctx)))
     return queryset
 
 
@@ -231,7 +245,7 @@ def reward_reasons(reward: Reward, ctx: MemberContext) -> list[str]:
         reasons.append("not_yet_valid")
     if reward.valid_until is not None and reward.valid_until <= now:
         reasons.append("expired")
-    if not ctx.benefits.rewards_eligible or (reward.has_tiers and not reward.in_tiers):
+    if not ctx.benefits.allows_reward(reward.tier_tags) or (reward.has_tiers and not reward.in_tiers):
         reasons.append("not_eligible_tier")
     if reward.has_labels and not reward.in_labels:
         reasons.append("not_eligible_label")

@@ -55,6 +55,7 @@ class RewardSerializer(serializers.ModelSerializer):
     costs = serializers.SerializerMethodField()
     eligible_tiers = serializers.SerializerMethodField()
     eligible_labels = serializers.SerializerMethodField()
+    tier_tags = serializers.ListField(child=serializers.CharField(), read_only=True)
     locations = serializers.SerializerMethodField()
     voucher_amount = MoneyField(allow_null=True)
     voucher_min_spend = MoneyField(allow_null=True)
@@ -78,6 +79,7 @@ class RewardSerializer(serializers.ModelSerializer):
             "valid_until",
             "eligible_tiers",
             "eligible_labels",
+            "tier_tags",
             "locations",
             "is_active",
             "voucher_amount",
@@ -122,6 +124,13 @@ class RewardUpdateSerializer(StrictSerializer):
     valid_until = serializers.DateTimeField(allow_null=True, required=False)
     eligible_tiers = _CodesField(required=False, help_text="Tier codes; empty: every tier.")
     eligible_labels = _CodesField(required=False, help_text="Label codes; empty: everyone.")
+    tier_tags = serializers.ListField(
+        child=serializers.SlugField(max_length=50),
+        max_length=50,
+        required=False,
+        help_text="Tier reward tags: only members whose tier unlocks one of them (the tier's "
+        "`reward_tags`) may redeem it; empty: no tag needed.",
+    )
     locations = _CodesField(required=False, help_text="Location codes where vouchers work; empty: anywhere.")
     is_active = serializers.BooleanField(required=False)
     voucher_amount = MoneyField(

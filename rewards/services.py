@@ -12,6 +12,7 @@ row, then the member's points accounts (taken by the points services), then the 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -70,6 +71,7 @@ REWARD_FIELDS = (
     "valid_from",
     "valid_until",
     "is_active",
+    "tier_tags",
     "voucher_amount",
     "voucher_percent",
     "sku",
@@ -81,6 +83,8 @@ REWARD_FIELDS = (
 )
 MAX_POINTS = points_services.MAX_POINTS
 MAX_BATCH = 100_000
+# The tiers' reward tags are slugs (tiers.services).
+_TAG = re.compile(r"[-a-zA-Z0-9_]{1,50}")
 _CODE_ATTEMPTS = 5
 
 
@@ -131,6 +135,13 @@ def reward_check(*, reward: Reward, costs: dict[Currency, int] | None) -> None:
         )
     if reward.kind == K.FREE_ITEM and not reward.sku:
         raise InvalidRewardError("A free item needs its SKU.", field="sku")
+    tags = reward.tier_tags
+    if not isinstance(tags, list) or not all(isinstance(tag, str) and _TAG.fullmatch(tag) for tag in tags):
+        raise InvalidRewardError(
+            "Tier tags are a list of short codes (letters, digits, - and _; up to 50).", field="tier_tags"
+        )
+    if len(tags) != len(set(tags)):
+        raise InvalidRewardError("A tier tag is given twice.", field="tier_tags")
     if not isinstance(reward.voucher_skus, list) or not all(
         isinstance(sku, str) and sku for sku in reward.voucher_skus
     ):

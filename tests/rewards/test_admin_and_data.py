@@ -99,6 +99,7 @@ def test_reward_admin_creates_through_the_service_with_history(client, staff, pr
             program,
             pts,
             stock="4",
+            tier_tags='["lounge"]',
             **{
                 "costs-INITIAL_FORMS": "1",
                 "costs-0-id": reward.costs.get().pk,
@@ -110,6 +111,12 @@ def test_reward_admin_creates_through_the_service_with_history(client, staff, pr
     assert changed.status_code == 302, changed.content.decode()[:3000]
     reward.refresh_from_db()
     assert reward.stock == 4 and reward.costs.get().points == 450
+    assert reward.tier_tags == ["lounge"] and reward.history.first().tier_tags == ["lounge"]
+    bad_tags = client.post(
+        f"/admin/rewards/reward/{reward.pk}/change/",
+        reward_form(program, pts, tier_tags='["not a tag"]', **{"costs-INITIAL_FORMS": "1"}),
+    )
+    assert bad_tags.status_code == 200 and "Tier tags are a list" in bad_tags.content.decode()
 
 
 def test_reward_admin_shows_rule_errors(client, staff, program, pts):

@@ -288,3 +288,35 @@ def test_member_rewards_reactivated_member_gets_rewards_again(rewards_api, membe
     member_services.member_status_action(member=member, action="reactivate", reason="Cleared", actor=SYSTEM)
     assert [r["code"] for r in rewards_api.get(url).json()["results"]] == ["ok"]
     assert redeem(rewards_api, member, "ok").status_code == 201
+
+
+def test_member_rewards_tier_tags(rewards_api, member, earn, program):
+    from tiers import services as tier_services
+
+    bronze = tier_services.tier_create(program=program, code="bronze", name="Bronze", rank=10, actor=SYSTEM)
+    gold = tier_services.tier_create(
+        program=program, code="gold", name="Gold", rank=30, reward_tags=["lounge"], actor=SYSTEM
+    )
+    tier_services.member_tier_assign(member=member, tier=bronze, reason="Start", actor=SYSTEM)
+    earn(member, 1000)
+    created = rewards_api.post(
+        "/api/v1/rewards", {**REWARD_BODY, "code": "lounge", "tier_tags": ["lounge"]}, format="json"
+    )
+    assert created.status_code == 201, created.content
+    assert created.json()["tier_tags"] == ["lounge"]
+    assert rewards_api.post("/api/v1/rewards", REWARD_BODY, format="json").status_code == 201
+    url = f"/api/v1/members/{member.pk}/rewards"
+    assert [r["code"] for r in rewards_api.get(url).json()["results"]] == ["coffee-5"]
+    reasons = {
+        r["code"]: r["reasons"] for r in rewards_api.get(url + "?include_unavailable=1").json()["results"]
+    }
+    assert reasons == {"coffee-5": [], "lounge": ["not_eligible_tier"]}
+    refused = redeem(rewards_api, member, "lounge")
+    assert (refused.status_code, refused.json()["code"]) == (422, "not_eligible")
+    tier_services.member_tier_assign(member=member, tier=gold, reason="Upgrade", actor=SYSTEM)
+    assert [r["code"] for r in rewards_api.get(url).json()["results"]] == ["coffee-5", "lounge"]
+    assert redeem(rewards_api, member, "lounge").status_code == 201
+    patched = rewards_api.patch("/api/v1/rewards/lounge", {"tier_tags": []}, format="json")
+    assert patched.status_code == 200 and patched.json()["tier_tags"] == []
+    bad = rewards_api.patch("/api/v1/rewards/lounge", {"tier_tags": ["not a tag"]}, format="json")
+    assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "tier_tags.0"

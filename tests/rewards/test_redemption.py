@@ -18,6 +18,7 @@ from rewards.errors import (
     AddressRequiredError,
     CurrencyNotAcceptedError,
     DuplicateRedemptionReferenceError,
+    InvalidRewardError,
     MemberLimitReachedError,
     NotEligibleError,
     OutOfStockError,
@@ -141,6 +142,30 @@ def test_reward_redeem_eligibility_by_tier(member, make_reward, earn, redeem_rew
     tier_services.member_tier_assign(member=member, tier=gold, reason="Status match", actor=SYSTEM)
     redeem_reward(member, reward)
     assert balance(member) == 1500
+
+
+def test_reward_redeem_eligibility_by_tier_tags(member, make_reward, earn, redeem_reward, program):
+    bronze = tier_services.tier_create(program=program, code="bronze", name="Bronze", rank=10, actor=SYSTEM)
+    gold = tier_services.tier_create(
+        program=program, code="gold", name="Gold", rank=30, reward_tags=["lounge", "spa"], actor=SYSTEM
+    )
+    tier_services.member_tier_assign(member=member, tier=bronze, reason="Start", actor=SYSTEM)
+    earn(member, 2000)
+    lounge = make_reward("lounge-pass", tier_tags=["lounge", "other"])
+    with pytest.raises(NotEligibleError) as refused:
+        redeem_reward(member, lounge)
+    assert refused.value.extra["reasons"] == ["not_eligible_tier"]
+    redeem_reward(member, make_reward("open"))  # no tags: any tier
+    tier_services.member_tier_assign(member=member, tier=gold, reason="Status match", actor=SYSTEM)
+    redeem_reward(member, lounge)  # gold unlocks "lounge", one of the reward's tags
+    # Tags apply together with the eligible tiers.
+    both = make_reward("both", tier_tags=["spa"], eligible_tiers=[bronze])
+    with pytest.raises(NotEligibleError):
+        redeem_reward(member, both)
+    assert balance(member) == 1000
+    with pytest.raises(InvalidRewardError) as bad:
+        make_reward("bad", tier_tags=["not a tag"])
+    assert bad.value.field == "tier_tags"
 
 
 def test_reward_redeem_tier_without_rewards_is_not_eligible(
