@@ -1,5 +1,6 @@
-"""Demo rewards: vouchers, a free coffee for Silver and Gold, a mug to ship (limited stock)
-and a pay-with-points rule. Safe to re-run: only missing rewards are created."""
+"""Demo rewards: vouchers, a free coffee for Silver and Gold, a breakfast unlocked by the
+Gold tier's reward tag, a mug to ship (limited stock) and a pay-with-points rule. Safe to
+re-run: only missing rewards are created."""
 
 from __future__ import annotations
 
@@ -48,6 +49,17 @@ def load(*, program: Program, actor: Actor) -> None:
             "sku": "COFFEE-REG",
             "eligible_tiers": list(tiers.values()),
             "locations": stores,
+        },
+        {
+            # Unlocked by the tiers' reward tags: the demo Gold tier lists "gold".
+            "code": "gold-breakfast",
+            "name": "Breakfast for two (Gold)",
+            "kind": K.FREE_ITEM,
+            "costs": {pts: 1200},
+            "sku": "BREAKFAST-2",
+            "tier_tags": ["gold"],
+            "limit_per_period": 1,
+            "limit_period": Reward.Period.MONTH,
         },
         {
             "code": "mug",

@@ -30,6 +30,7 @@ from rewards.models import (
     VoucherBatch,
 )
 from tiers import services as tier_services
+from tiers.models import Tier
 
 from .conftest import SYSTEM
 
@@ -263,13 +264,16 @@ def test_demo_load_is_idempotent(program, member):
     tiers_demo.load(program=program, actor=SYSTEM)
     demo.load(program=program, actor=SYSTEM)
     demo.load(program=program, actor=SYSTEM)
-    assert Reward.objects.filter(program=program).count() == 4
+    assert Reward.objects.filter(program=program).count() == 5
     assert PayWithPointsRule.objects.count() == 1
     assert set(Reward.objects.get(code="free-coffee").eligible_tiers.values_list("code", flat=True)) == {
         "silver",
         "gold",
     }
     assert Decimal(Reward.objects.get(code="voucher-5").voucher_amount) == Decimal("5")
+    # The demo Gold tier unlocks the breakfast by its reward tag; Silver does not.
+    assert Reward.objects.get(code="gold-breakfast").tier_tags == ["gold"]
+    assert Tier.objects.get(program=program, code="gold").reward_tags == ["gold"]
 
 
 def test_rewards_admin_pages_render(client, staff, member, make_reward, earn):
