@@ -166,3 +166,34 @@ def test_without_a_broker_tasks_run_in_process_and_commands_log_no_broker_warnin
     with kombu.Connection(app.conf.broker_url) as connection:
         assert connection.info()["transport"] == "memory"
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []
+
+
+@pytest.mark.parametrize(
+    ("variable", "url", "message"),
+    [
+        (
+            "DATABASE_URL",
+            "postgres://postgres@127.0.0.1:1/loyalty",
+            "PostgreSQL is unreachable at 127.0.0.1:1",
+        ),
+        ("REDIS_URL", "redis://127.0.0.1:1/0", "Redis is unreachable at redis://127.0.0.1:1/0"),
+    ],
+)
+def test_make_test_stops_with_a_clear_message_when_a_service_is_down(variable, url, message):
+    # `make test` runs scripts/check_services.py before pytest.
+    env = {**os.environ, variable: url}
+    result = subprocess.run(
+        [sys.executable, "scripts/check_services.py"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert message in result.stderr + result.stdout
+    assert "Start it" in result.stderr + result.stdout
+    up = subprocess.run(
+        [sys.executable, "scripts/check_services.py"], cwd=ROOT, capture_output=True, timeout=60
+    )
+    assert up.returncode == 0, up.stderr
