@@ -182,7 +182,8 @@ class MemberRewardsApi(_MoneyContextMixin, ApiGenericView):
     serializer_class = MemberRewardSerializer
     filter_backends = [DjangoFilterBackend]
     filterset_class = MemberRewardFilter
-    pagination_ordering = "code"
+    # What members see: the manager's sort_order first (the cursor keeps ties apart).
+    pagination_ordering = ("sort_order", "code")
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no program
@@ -195,7 +196,7 @@ class MemberRewardsApi(_MoneyContextMixin, ApiGenericView):
 
     @extend_schema(
         summary="The rewards a member can redeem now",
-        description="By default only what the member can redeem now. With "
+        description="In `sort_order`, then by code. By default only what the member can redeem now. With "
         "`include_unavailable=true` also the others, each with `reasons`: "
         "`member_not_active` (pending), `member_suspended`, `member_terminated` (a member who "
         "may not spend points can redeem nothing: every reward is greyed out), `inactive`, "

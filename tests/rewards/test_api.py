@@ -320,3 +320,17 @@ def test_member_rewards_tier_tags(rewards_api, member, earn, program):
     assert patched.status_code == 200 and patched.json()["tier_tags"] == []
     bad = rewards_api.patch("/api/v1/rewards/lounge", {"tier_tags": ["not a tag"]}, format="json")
     assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "tier_tags.0"
+
+
+def test_member_rewards_in_sort_order_across_pages(rewards_api, member, make_reward, earn):
+    earn(member, 1000)
+    for code, order in (("a", 5), ("b", 1), ("c", 5), ("d", -2), ("e", 1)):
+        make_reward(code, cost=10, sort_order=order)
+    url = f"/api/v1/members/{member.pk}/rewards?limit=2"
+    codes = []
+    while url:
+        page = rewards_api.get(url).json()
+        codes += [r["code"] for r in page["results"]]
+        url = page["next"]
+    # Lower sort_order first, then by code (the member catalog's order, as in the admin).
+    assert codes == ["d", "b", "e", "a", "c"]
