@@ -189,7 +189,10 @@ def test_member_list_filters(api, program, make_member):
     assert ids(card="9000-0000-0000-0017") == {ana.pk}
     assert ids(joined_before=(timezone.now() - timedelta(days=300)).isoformat()) == {old.pk}
     assert ids(joined_after=(timezone.now() - timedelta(days=1)).isoformat()) == {ana.pk, ben.pk}
-    assert ids(updated_since=timezone.now().isoformat()) == set()
+    since = timezone.now()
+    assert ids(updated_since=since.isoformat()) == set()
+    services.member_update(member=old, first_name="Changed", actor=_sys())
+    assert ids(updated_since=since.isoformat()) == {old.pk}
     assert api.get("/api/v1/members", {"joined_after": "yesterday"}).status_code == 400
 
 

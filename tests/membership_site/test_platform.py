@@ -197,3 +197,28 @@ def test_make_test_stops_with_a_clear_message_when_a_service_is_down(variable, u
         [sys.executable, "scripts/check_services.py"], cwd=ROOT, capture_output=True, timeout=60
     )
     assert up.returncode == 0, up.stderr
+
+
+def test_without_database_url_make_run_uses_a_sqlite_file_with_immediate_transactions():
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='membership_site.settings';"
+            "django.setup(); from django.conf import settings; from membership_site.celery import app;"
+            "db = settings.DATABASES['default'];"
+            "print(db['ENGINE'], db['NAME'], db['OPTIONS']['transaction_mode'], app.conf.task_always_eager)",
+        ],
+        cwd=ROOT,
+        env={**env, "DEBUG": "true"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.split() == [
+        "django.db.backends.sqlite3",
+        str(ROOT / "db.sqlite3"),
+        "IMMEDIATE",
+        "True",
+    ], result.stderr
