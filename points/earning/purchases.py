@@ -20,7 +20,8 @@ after refunds covering a share *s* of the eligible amount, ``floor(points × s)`
 have been taken back (all of them once the purchase is fully refunded), so partial refunds
 never take more than one refund of the same total would. Still-pending points are
 cancelled; available points are reversed, below zero only where the currency allows it;
-what the member no longer has is recorded as a shortfall.
+what the member no longer has is recorded as a shortfall. Points of the earn already
+reversed outside refunds (the generic reversal API) count as taken back, once.
 """
 
 from __future__ import annotations
@@ -717,13 +718,21 @@ def refund_record(
         e.pk: max(_points_target(e, purchase, refunded_base, plan.completes) - e.reversed - e.shortfall, 0)
         for e in earnings
     }
+    # Points of the earn reversed outside refunds (POST /transactions/{id}/reverse) and not
+    # yet counted by a refund are already gone: they count as taken back, neither reversed
+    # twice nor reported as a shortfall, and that reversal already lowered the qualifying
+    # points.
+    already = {
+        e.pk: min(wanted[e.pk], max(e.points - e.reversed - services.reversible_amount(e.transaction), 0))
+        for e in earnings
+    }
     record(
         member=member,
         source=Source.REFUND,
         reference=reference,
         occurred_at=purchase.occurred_at,
         spend=-plan.base,
-        points=-sum(wanted[e.pk] for e in earnings if e.currency_id == default.pk),
+        points=-sum(wanted[e.pk] - already[e.pk] for e in earnings if e.currency_id == default.pk),
         visits=-1 if plan.completes else 0,
         actor=actor,
     )
@@ -734,12 +743,13 @@ def refund_record(
         reversed_, pending, txn = _take_back(
             member=member,
             earning=earning,
-            wanted=wanted[earning.pk],
+            wanted=wanted[earning.pk] - already[earning.pk],
             account=accounts[(member.pk, earning.currency_id)],
             refund=refund,
             purchase=purchase,
             actor=actor,
         )
+        reversed_ += already[earning.pk]
         shortfall = wanted[earning.pk] - reversed_
         earning.reversed += reversed_
         earning.shortfall += shortfall

@@ -148,6 +148,35 @@ def test_refund_with_negative_balances_allowed_goes_below_zero(member, base_rule
     ledger_ok()
 
 
+def test_refund_after_the_earn_was_partly_reversed_through_the_api_takes_nothing_twice(
+    member, base_rule, buy, make_api, ledger_ok
+):
+    purchase = buy(member, [line("A", "30.00"), line("B", "20.00")])  # 50 points
+    earn_id = purchase.earnings.get().transaction_id
+    api = make_api(["points:write"])
+    response = api.post(f"/api/v1/transactions/{earn_id}/reverse", {"amount": 40}, format="json")
+    assert response.status_code == 201, response.content
+    # Line A owes 30 points back: the API reversal already took them; nothing moves.
+    first = refund(purchase, "RF-1", lines=[(1, None)]).earnings.get()
+    assert (first.points, first.reversed, first.shortfall, first.transaction_id) == (30, 30, 0, None)
+    # The rest owes 20: 10 more of them were reversed already, the last 10 are taken now.
+    second = refund(purchase, "RF-2").earnings.get()
+    assert (second.points, second.reversed, second.shortfall) == (20, 20, 0)
+    assert Transaction.objects.get(pk=second.transaction_id).amount == 10
+    assert balance(member).available == 0
+    earning = purchase.earnings.get()
+    assert (earning.reversed, earning.shortfall) == (50, 0)
+    # Qualifying points: +50, -40 (the API reversal), 0 and -10 (the refunds).
+    activity = TierActivity.objects.filter(member=member)
+    assert sorted(activity.values_list("source", "points")) == [
+        ("purchase", 50),
+        ("refund", -10),
+        ("refund", 0),
+        ("reversal", -40),
+    ]
+    ledger_ok()
+
+
 def test_refund_for_a_terminated_member_is_recorded_as_shortfall(member, base_rule, buy):
     purchase = buy(member, [line("A", "40.00")])
     member_services.member_change_status(member=member, to_status="terminated", reason="Left", actor=SYSTEM)
