@@ -85,7 +85,9 @@ def _money(value: Decimal, quantum: Decimal, currency: str, field: str) -> Decim
         raise InvalidAmountError(
             f"{currency} amounts have at most {max(-quantum.as_tuple().exponent, 0)} decimals.", field=field
         )
-    return value
+    # In the currency's decimals ("59.90", not the request field's "59.900"), so that
+    # messages and stored values read as money.
+    return value.quantize(quantum)
 
 
 def check_basket(

@@ -186,6 +186,15 @@ def test_purchase_api_bad_input_is_400_and_changes_nothing(api, member, base_rul
     assert not Transaction.objects.exists()
 
 
+def test_purchase_api_inconsistent_total_is_explained_in_the_currency_decimals(api, member, base_rule):
+    lines = [{"sku": "A", "unit_price": "49.9"}]
+    response = api.post(URL, body(member, lines=lines, total="59.9"), format="json")
+    assert response.status_code == 400
+    problem = response.json()
+    assert problem["expected"] == "49.90"
+    assert problem["detail"] == "total 59.90 is not the lines after discounts plus tax and shipping (49.90)."
+
+
 def test_purchase_api_totals_within_one_minor_unit_per_line_are_kept(api, member, base_rule):
     lines = [
         {"sku": "A", "unit_price": "0.33", "quantity": "3", "line_total": "1.00"},  # 0.99 ± 0.01
