@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from members.models import Label
 from membership_site.api.serializers import ReasonSerializer
 from membership_site.api.views import ApiGenericView, ApiView
+from points import selectors as points_selectors
 from points.errors import UnknownCurrencyError, UnknownLocationError
 from points.events import balance_payload
 from points.models import Currency
@@ -26,10 +27,12 @@ from tiers.models import Tier
 from . import payments, selectors, services
 from .errors import InvalidRewardError
 from .filters import MemberRewardFilter, RedemptionFilter, RewardFilter, VoucherFilter
-from .models import Redemption, Reward, Voucher
+from .models import PayWithPointsRule, Redemption, Reward, Voucher
 from .serializers import (
     MemberRewardSerializer,
     PayResultSerializer,
+    PayRuleSerializer,
+    PayRuleWriteSerializer,
     PaySerializer,
     PricingRequestSerializer,
     PricingResultSerializer,
@@ -466,7 +469,9 @@ class PayApi(_MoneyContextMixin, ApiView):
         "then to the step); points are worth their cash value rounded down to the minor "
         "unit. With `hold: true` the points are held (web checkout): capture the hold with "
         "`POST /holds/{hold_id}/capture` when the order is placed, or release it. Errors: "
-        "409 `pay_with_points_disabled`, `insufficient_points`; 422 `below_minimum_points`, "
+        "400 `invalid` (`bill_amount` or `amount` with more decimals than the money currency); "
+        "409 `pay_with_points_disabled`, `insufficient_points`, `member_suspended` (and the other "
+        "member statuses); 422 `below_minimum_points`, "
         "`not_a_multiple_of_step`, `exceeds_bill_share` (`max_amount`), `below_minimum_bill`, "
         "`below_minimum_redemption`.",
         request=PaySerializer,
@@ -509,6 +514,44 @@ class PayApi(_MoneyContextMixin, ApiView):
         return Response(
             PayResultSerializer(body, context=self.money_context()).data,
             status=status.HTTP_201_CREATED if points.created else status.HTTP_200_OK,
+        )
+
+
+class PayRuleApi(_MoneyContextMixin, ApiView):
+    scope_area = "config"
+    # Tills and shops read the rule to tell the customer what points can pay.
+    required_scopes = {"GET": "points:read"}
+
+    @extend_schema(
+        summary="A currency's pay-with-points rule",
+        description="With the currency's cash value. 404 `currency_not_found`, `pay_rule_not_found`.",
+        responses=PayRuleSerializer,
+    )
+    def get(self, request, code: str):
+        currency = points_selectors.currency_get(program=self.program, code=code)
+        rule = payments.pay_rule_get(currency=currency)
+        return Response(PayRuleSerializer(rule, context=self.money_context()).data)
+
+    @extend_schema(
+        summary="Set a currency's pay-with-points rule",
+        description="Creates the rule (201) or replaces it (200); omitted fields take their "
+        "defaults (no minimum, step 1, 100 % of the bill, any bill). The currency also needs a "
+        "cash value (`value_points`, `value_amount` on the currency) to pay bills. Errors: 400 "
+        "`validation_error`, `invalid` (`minimum_bill` with more decimals than the money "
+        "currency); 404 `currency_not_found`.",
+        request=PayRuleWriteSerializer,
+        responses={200: PayRuleSerializer, 201: PayRuleSerializer},
+    )
+    def put(self, request, code: str):
+        currency = points_selectors.currency_get(program=self.program, code=code)
+        serializer = PayRuleWriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        existed = PayWithPointsRule.objects.filter(currency=currency).exists()
+        rule = payments.pay_rule_save(currency=currency, actor=self.actor, **serializer.validated_data)
+        rule = payments.pay_rule_get(currency=currency)
+        return Response(
+            PayRuleSerializer(rule, context=self.money_context()).data,
+            status=status.HTTP_200_OK if existed else status.HTTP_201_CREATED,
         )
 
 

@@ -95,6 +95,11 @@ class PayWithPointsDisabledError(ConflictError):
     title = "This points currency cannot pay bills"
 
 
+class PayRuleNotFoundError(NotFoundError):
+    code = "pay_rule_not_found"
+    title = "This points currency has no pay-with-points rule"
+
+
 class PayWithPointsRuleError(DomainError):
     """A pay-with-points rule refuses the payment; ``code`` says which."""
 

@@ -25,7 +25,7 @@ from membership_site.errors import InvalidInputError
 from points import services as points_services
 from points.models import Currency
 from points.selectors import default_currency
-from programs.currencies import money_quantum
+from programs.currencies import MINOR_UNITS, money_quantum
 from programs.models import Location, Program
 from tiers.models import Tier
 
@@ -35,6 +35,7 @@ from .errors import (
     ExceedsBillShareError,
     InvalidPricingError,
     NotAMultipleOfStepError,
+    PayRuleNotFoundError,
     PayWithPointsDisabledError,
 )
 from .models import PayWithPointsRule, PricingException
@@ -45,6 +46,15 @@ class PayQuote:
     points: int
     money_covered: Decimal
     max_money: Decimal
+
+
+def _check_minor_units(value: Decimal, money_currency: str, field: str) -> None:
+    """A bill is in whole minor units of the program's money (EUR: cents)."""
+    if value != value.quantize(money_quantum(money_currency), rounding=ROUND_DOWN):
+        raise InvalidInputError(
+            f"{money_currency} amounts have at most {MINOR_UNITS[money_currency]} decimals.",
+            field=field,
+        )
 
 
 def _floor_to(value: int, step: int) -> int:
@@ -66,6 +76,9 @@ def pay_quote(
     if (money is None) == (points is None):
         raise InvalidInputError("Give either the money to cover or the points to spend.", field="amount")
     quantum = money_quantum(money_currency)
+    _check_minor_units(bill_amount, money_currency, "bill_amount")
+    if money is not None:
+        _check_minor_units(money, money_currency, "amount")
     if bill_amount < rule.minimum_bill:
         raise BelowMinimumBillError(
             f"Bills from {rule.minimum_bill.quantize(quantum)} {money_currency} can use points.",
@@ -121,6 +134,14 @@ class PaymentResult:
     @property
     def remaining(self) -> Decimal:
         return self.bill_amount - self.quote.money_covered
+
+
+def pay_rule_get(*, currency: Currency) -> PayWithPointsRule:
+    """The rule of ``currency``, active or not."""
+    rule = PayWithPointsRule.objects.filter(currency=currency).first()
+    if rule is None:
+        raise PayRuleNotFoundError(f"{currency.code} has no pay-with-points rule.", currency=currency.code)
+    return rule
 
 
 def pay_rule_for(*, currency: Currency) -> PayWithPointsRule:
@@ -210,6 +231,8 @@ def pay_rule_save(*, currency: Currency, actor: Actor, **fields: Any) -> PayWith
         raise InvalidInputError("The share is between 0 and 100 percent.", field="max_share_percent")
     if rule.minimum_bill < 0:
         raise InvalidInputError("The minimum bill cannot be negative.", field="minimum_bill")
+    money_currency = Program.objects.values_list("currency", flat=True).get(pk=currency.program_id)
+    _check_minor_units(rule.minimum_bill, money_currency, "minimum_bill")
     rule.save()
     return rule
 

@@ -14,7 +14,7 @@ from points.serializers import AccountBalanceSerializer
 from programs.currencies import money_quantum
 
 from .codes import format_code
-from .models import Redemption, Reward, Voucher
+from .models import PayWithPointsRule, Redemption, Reward, Voucher
 from .selectors import REASONS
 
 MAX_POINTS = 10**12
@@ -406,6 +406,55 @@ class PayResultSerializer(serializers.Serializer):
     hold_id = serializers.IntegerField(allow_null=True)
     hold_expires_at = serializers.DateTimeField(allow_null=True)
     balance = AccountBalanceSerializer()
+
+
+class PayRuleSerializer(serializers.ModelSerializer):
+    currency = serializers.CharField(source="currency.code")
+    minimum_bill = MoneyField()
+    value_points = serializers.IntegerField(
+        source="currency.value_points", help_text="The currency's cash value: this many points..."
+    )
+    value_amount = MoneyField(source="currency.value_amount", allow_null=True, help_text="...are worth this.")
+
+    class Meta:
+        model = PayWithPointsRule
+        fields = [
+            "currency",
+            "is_active",
+            "minimum_points",
+            "step",
+            "max_share_percent",
+            "minimum_bill",
+            "value_points",
+            "value_amount",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class PayRuleWriteSerializer(StrictSerializer):
+    is_active = serializers.BooleanField(default=True)
+    minimum_points = serializers.IntegerField(
+        min_value=0, max_value=10**9, default=1, help_text="Fewest points one payment may use."
+    )
+    step = serializers.IntegerField(
+        min_value=1, max_value=10**9, default=1, help_text="Points are spent in multiples of this."
+    )
+    max_share_percent = serializers.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        min_value=Decimal("0.01"),
+        max_value=Decimal("100"),
+        default=Decimal("100"),
+        help_text="At most this share of the bill may be paid with points.",
+    )
+    minimum_bill = MoneyField(
+        min_value=Decimal("0"),
+        max_value=MAX_MONEY,
+        default=Decimal("0"),
+        help_text="Smaller bills cannot use points.",
+    )
 
 
 # --- Member pricing ------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ urlpatterns = [
     path("members/<int:member_id>/vouchers", api.MemberVouchersApi.as_view(), name="member-vouchers"),
     path("members/<int:member_id>/points/pay", api.PayApi.as_view(), name="points-pay"),
     path("members/<int:member_id>/pricing", api.PricingApi.as_view(), name="member-pricing"),
+    path("currencies/<str:code>/pay-rule", api.PayRuleApi.as_view(), name="currency-pay-rule"),
     path("redemptions/<int:redemption_id>", api.RedemptionDetailApi.as_view(), name="redemption-detail"),
     path(
         "redemptions/<int:redemption_id>/cancel", api.RedemptionCancelApi.as_view(), name="redemption-cancel"

@@ -217,3 +217,63 @@ def test_pricing_exception_save_validates(program, gold, other_program):
         payments.pricing_exception_save(
             program=other_program, tier=gold, sku="B", excluded=True, actor=SYSTEM
         )
+
+
+def test_pay_rule_api_get_and_put(make_api, member, earn, pts, other_program):
+    config = make_api(["config:read", "config:write", "points:read", "points:write"])
+    till = make_api(["points:read", "points:write"])
+    url = "/api/v1/currencies/pts/pay-rule"
+    missing = till.get(url)
+    assert (missing.status_code, missing.json()["code"]) == (404, "pay_rule_not_found")
+    body = {"minimum_points": 200, "step": 100, "max_share_percent": "50", "minimum_bill": "10.00"}
+    assert till.put(url, body, format="json").status_code == 403  # setting it is configuration
+    created = config.put(url, body, format="json")
+    assert created.status_code == 201, created.content
+    assert created.json() | {"created_at": None, "updated_at": None} == {
+        "currency": "PTS",
+        "is_active": True,
+        "minimum_points": 200,
+        "step": 100,
+        "max_share_percent": "50.00",
+        "minimum_bill": "10.00",
+        "value_points": pts.value_points,
+        "value_amount": str(pts.value_amount.quantize(Decimal("0.01"))),
+        "created_at": None,
+        "updated_at": None,
+    }
+    assert till.get(url).json()["step"] == 100  # tills read it to tell the customer
+    earn(member, 5000)
+    refused = pay(till, member, bill_amount="40.00", points=250)
+    assert refused.json()["code"] == "not_a_multiple_of_step"
+    # PUT replaces: what is omitted takes its default.
+    changed = config.put(url, {"is_active": False}, format="json")
+    assert changed.status_code == 200 and changed.json()["step"] == 1
+    assert pay(till, member, bill_amount="40.00", points=250).json()["code"] == "pay_with_points_disabled"
+    assert PayWithPointsRule.objects.get().history.count() == 2
+    cases = [
+        ({"step": 0}, "step"),
+        ({"max_share_percent": "0"}, "max_share_percent"),
+        ({"minimum_bill": "1.005"}, "minimum_bill"),
+        ({"colour": "red"}, "colour"),
+    ]
+    for bad, field in cases:
+        response = config.put(url, bad, format="json")
+        assert response.status_code == 400 and response.json()["errors"][0]["field"] == field, bad
+    assert config.put("/api/v1/currencies/NOPE/pay-rule", body, format="json").status_code == 404
+    # Another program's PTS is its own currency: our rule is neither seen nor changed.
+    other = make_api(["config:read", "config:write", "points:read"], target_program=other_program)
+    assert other.get(url).json()["code"] == "pay_rule_not_found"
+    assert other.put(url, {"step": 7}, format="json").status_code == 201
+    assert till.get(url).json()["step"] == 1
+    assert PayWithPointsRule.objects.filter(program=other_program).get().step == 7
+
+
+def test_pay_amounts_beyond_the_money_minor_unit_are_refused(rewards_api, member, earn, rule):
+    earn(member, 5000)
+    for body, field in (
+        ({"bill_amount": "40.005", "points": 200}, "bill_amount"),
+        ({"bill_amount": "40.00", "amount": "2.001"}, "amount"),
+    ):
+        response = pay(rewards_api, member, **body)
+        assert response.status_code == 400 and response.json()["errors"][0]["field"] == field, body
+    assert Account.objects.get(member=member).available == 5000
