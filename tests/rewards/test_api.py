@@ -115,16 +115,29 @@ def test_member_rewards_fixed_number_of_queries(rewards_api, member, make_reward
     earn(member, 10_000)
     make_reward("r0")
     url = f"/api/v1/members/{member.pk}/rewards?include_unavailable=true"
+    default_url = f"/api/v1/members/{member.pk}/rewards"
     rewards_api.get(url)  # the first request of a key also records its use
     with CaptureQueriesContext(connection) as small:
         assert rewards_api.get(url).status_code == 200
+    with CaptureQueriesContext(connection) as small_default:
+        assert rewards_api.get(default_url).status_code == 200
     vip = member_services.label_create(program=program, code="vip", name="VIP", actor=SYSTEM)
     for index in range(1, 25):
-        make_reward(f"r{index}", stock=index, limit_total=2, eligible_labels=[vip] if index % 2 else [])
+        make_reward(
+            f"r{index}",
+            stock=index,
+            limit_total=2,
+            eligible_labels=[vip] if index % 2 else [],
+            tier_tags=["lounge"] if index % 3 == 0 else [],
+        )
     with CaptureQueriesContext(connection) as large:
         body = rewards_api.get(url).json()
     assert len(body["results"]) == 25
     assert len(large.captured_queries) == len(small.captured_queries)
+    with CaptureQueriesContext(connection) as large_default:
+        body = rewards_api.get(default_url).json()
+    assert len(body["results"]) == 9  # r0 and the untagged even ones
+    assert len(large_default.captured_queries) == len(small_default.captured_queries)
 
 
 def test_member_rewards_other_program_member_is_404(make_api, member, other_program):
