@@ -12,7 +12,7 @@ from programs.models import Program
 
 from . import services
 from .models import Card, Consent, Label, Member, MemberLabel, StatusChange
-from .normalize import normalize_email, normalize_phone
+from .normalize import check_birth_date, normalize_email, normalize_phone
 from .resources import (
     MemberCardImportResource,
     MemberExportResource,
@@ -48,6 +48,16 @@ class MemberForm(forms.ModelForm):
     def clean_email(self):
         try:
             return normalize_email(self.cleaned_data["email"])
+        except DomainError as error:
+            raise forms.ValidationError(error.detail) from None
+
+    def clean_birth_date(self):
+        value = self.cleaned_data["birth_date"]
+        program = self._program()
+        if value is None or program is None:
+            return value
+        try:
+            return check_birth_date(value, program.tz)
         except DomainError as error:
             raise forms.ValidationError(error.detail) from None
 

@@ -31,6 +31,11 @@ class InvalidEmailError(InvalidInputError):
     title = "Not a valid e-mail address"
 
 
+class InvalidBirthDateError(InvalidInputError):
+    code = "invalid_birth_date"
+    title = "Not a plausible birth date"
+
+
 class InvalidMemberNumberError(InvalidInputError):
     code = "invalid_member_number"
     title = "Member numbers are 6 to 20 digits"

@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import re
 import secrets
+from datetime import date, tzinfo
 
 import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.utils import timezone
 
-from .errors import InvalidEmailError, InvalidMemberNumberError, InvalidPhoneError
+from .errors import InvalidBirthDateError, InvalidEmailError, InvalidMemberNumberError, InvalidPhoneError
+
+EARLIEST_BIRTH_DATE = date(1900, 1, 1)
 
 _MEMBER_NUMBER = re.compile(r"^\d{6,20}$")
 _SEPARATORS = re.compile(r"[\s\-.]")
+
+
+def check_birth_date(value: date, tz: tzinfo) -> date:
+    """A birth date must not be in the future (in the program's time zone) nor before 1900."""
+    if not EARLIEST_BIRTH_DATE <= value <= timezone.localdate(timezone=tz):
+        raise InvalidBirthDateError(
+            f"{value.isoformat()} is in the future or before {EARLIEST_BIRTH_DATE.year}.", field="birth_date"
+        )
+    return value
 
 
 def normalize_email(raw: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -31,6 +31,7 @@ from .errors import (
 from .events import card_payload, emit, member_payload
 from .models import Card, Consent, Label, Member, MemberLabel, StatusChange
 from .normalize import (
+    check_birth_date,
     generate_card_number,
     generate_member_number,
     normalize_card_number,
@@ -94,6 +95,8 @@ def normalized_profile(program: Program, fields: dict[str, Any]) -> dict[str, An
         fields["phone"] = normalize_phone(fields["phone"] or "", program.phone_region)
     if "country" in fields:
         fields["country"] = (fields["country"] or "").upper()
+    if isinstance(fields.get("birth_date"), date):
+        check_birth_date(fields["birth_date"], program.tz)
     for name in PROFILE_FIELDS:
         if name in fields and fields[name] is None and name not in ("birth_date",):
             fields[name] = {} if name == "preferences" else ""

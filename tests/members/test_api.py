@@ -90,6 +90,8 @@ def test_member_create_rejects_unknown_fields(api):
         ({"email": "not-an-email"}, "email", "invalid_email"),
         ({"phone": "12"}, "phone", "invalid_phone"),
         ({"birth_date": "17/05/1990"}, "birth_date", "invalid"),
+        ({"birth_date": "2999-01-01"}, "birth_date", "invalid_birth_date"),
+        ({"birth_date": "1899-12-31"}, "birth_date", "invalid_birth_date"),
         ({"language": "not a language"}, "language", "invalid"),
         ({"address": {"country": "FRA"}}, "address.country", "invalid"),
         ({"consents": [{"purpose": "fax", "granted": True}]}, "consents.0.purpose", "invalid_choice"),

@@ -173,6 +173,16 @@ def test_admin_member_form_rejects_bad_phone(client, staff, member):
     assert "phone" in response.context["adminform"].form.errors
 
 
+def test_admin_member_form_rejects_a_future_birth_date(client, staff, member):
+    staff(PROGRAM_MANAGER)
+    response = client.post(
+        f"/admin/members/member/{member.pk}/change/", _member_form(member, birth_date="2999-01-01")
+    )
+    assert response.status_code == 200
+    assert "birth_date" in response.context["adminform"].form.errors
+    assert Member.objects.get(pk=member.pk).birth_date is None
+
+
 def test_admin_label_actions(client, staff, program, member):
     from members import services
     from membership_site.actors import Actor
