@@ -69,9 +69,11 @@ class Reward(TimeStampedModel):
     limit_period = models.CharField(
         max_length=5, choices=Period.choices, blank=True, help_text="Periods are in the program's time zone."
     )
-    valid_from = models.DateTimeField(null=True, blank=True)
+    valid_from = models.DateTimeField(
+        null=True, blank=True, help_text="First instant at which it can be redeemed. Empty: already."
+    )
     valid_until = models.DateTimeField(
-        null=True, blank=True, help_text="First instant at which it can no longer be redeemed."
+        null=True, blank=True, help_text="First instant at which it can no longer be redeemed. Empty: no end."
     )
     eligible_tiers = models.ManyToManyField(
         "tiers.Tier", blank=True, related_name="+", help_text="Empty: every tier."
@@ -88,17 +90,38 @@ class Reward(TimeStampedModel):
     locations = models.ManyToManyField(
         Location, blank=True, related_name="+", help_text="Where its vouchers can be used. Empty: anywhere."
     )
-    is_active = models.BooleanField(default=True)
+    is_active = models.BooleanField(
+        default=True, help_text="Switched off: members see it greyed out (inactive) and cannot redeem it."
+    )
 
     # Vouchers issued by the reward (amount, percent, free item).
-    voucher_amount = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True)
+    voucher_amount = models.DecimalField(
+        max_digits=12,
+        decimal_places=3,
+        null=True,
+        blank=True,
+        help_text="Amount voucher: the money off, in the program's currency.",
+    )
     voucher_percent = models.DecimalField(
-        max_digits=5, decimal_places=2, null=True, blank=True, validators=PERCENT_VALIDATORS
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=PERCENT_VALIDATORS,
+        help_text="Percent voucher: the percent off (more than 0, at most 100).",
     )
     sku = models.CharField(max_length=64, blank=True, help_text="Free item: the SKU given.")
-    voucher_min_spend = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True)
+    voucher_min_spend = models.DecimalField(
+        max_digits=12,
+        decimal_places=3,
+        null=True,
+        blank=True,
+        help_text="Its vouchers need a basket of at least this much. Empty: any amount.",
+    )
     voucher_skus = models.JSONField(
-        default=list, blank=True, help_text="The basket must hold one of these SKUs. Empty: any basket."
+        default=list,
+        blank=True,
+        help_text='The basket must hold one of these SKUs, e.g. ["COF-1", "COF-2"]. Empty: any basket.',
     )
     voucher_valid_days = models.PositiveIntegerField(
         null=True,
@@ -109,9 +132,16 @@ class Reward(TimeStampedModel):
     )
     # Points-to-points conversion.
     target_currency = models.ForeignKey(
-        "points.Currency", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "points.Currency",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Points conversion: the currency credited (not one the reward costs).",
     )
-    target_points = models.BigIntegerField(null=True, blank=True)
+    target_points = models.BigIntegerField(
+        null=True, blank=True, help_text="Points conversion: the points credited per redemption."
+    )
 
     history = audited_history()
 
@@ -368,10 +398,17 @@ class PricingException(TimeStampedModel):
 
     program = models.ForeignKey(Program, on_delete=models.PROTECT, related_name="+")
     tier = models.ForeignKey("tiers.Tier", on_delete=models.CASCADE, related_name="+")
-    sku = models.CharField(max_length=64, blank=True)
-    category = models.CharField(max_length=64, blank=True)
+    sku = models.CharField(max_length=64, blank=True, help_text="A SKU, or leave empty and give a category.")
+    category = models.CharField(
+        max_length=64, blank=True, help_text="A category (as tills send it), or leave empty and give a SKU."
+    )
     percent = models.DecimalField(
-        max_digits=5, decimal_places=2, null=True, blank=True, validators=PERCENT_VALIDATORS
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=PERCENT_VALIDATORS,
+        help_text="The discount percent instead of the tier's. Empty when excluded.",
     )
     excluded = models.BooleanField(default=False, help_text="No member discount at all.")
 
