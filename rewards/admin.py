@@ -472,9 +472,10 @@ class PayWithPointsRuleForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["currency"].queryset = Currency.objects.select_related("program").order_by(
-            "program", "code"
-        )
+        if "currency" in self.fields:  # read-only (so absent) on an existing rule
+            self.fields["currency"].queryset = Currency.objects.select_related("program").order_by(
+                "program", "code"
+            )
 
 
 @admin.register(PayWithPointsRule)

@@ -181,6 +181,21 @@ def test_pay_rule_and_pricing_admin_through_services(client, staff, program, pts
     )
     assert response.status_code == 302, response.content.decode()[:3000]
     assert PayWithPointsRule.objects.get().step == 50
+    rule = PayWithPointsRule.objects.get()
+    change_url = f"/admin/rewards/paywithpointsrule/{rule.pk}/change/"
+    assert client.get(change_url).status_code == 200  # the currency is read-only there
+    changed = client.post(
+        change_url,
+        {
+            "is_active": "on",
+            "minimum_points": "100",
+            "step": "100",
+            "max_share_percent": "40",
+            "minimum_bill": "5",
+        },
+    )
+    assert changed.status_code == 302, changed.content.decode()[:3000]
+    assert PayWithPointsRule.objects.get().step == 100 and rule.history.count() == 2
     tier = tier_services.tier_create(program=program, code="gold", name="Gold", rank=30, actor=SYSTEM)
     response = client.post(
         "/admin/rewards/pricingexception/add/",
