@@ -195,3 +195,28 @@ def test_members_upsert_many_gives_what_the_per_row_services_give(program, other
         )
 
     assert events(program) == events(other_program)
+
+
+class _Terminal(io.StringIO):
+    """stderr as a terminal, where the commands draw their progress bar (tqdm draws
+    nothing when the output is not a terminal, e.g. in cron logs)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_import_members_command_draws_a_progress_bar_on_a_terminal(tmp_path, program, settings):
+    settings.JOBS_CHUNK_SIZE = 1
+    rows = [*GOOD, {"number": "1000003", "email": "cy@example.com"}]
+    out, err = io.StringIO(), _Terminal()
+    call_command("import_members", str(_write(tmp_path, rows)), "--program=acme", stdout=out, stderr=err)
+    bar = err.getvalue()
+    assert "Importing members.csv" in bar
+    assert "3/3" in bar and "row" in bar
+    assert "succeeded: 3 rows" in out.getvalue()
+
+    quiet = io.StringIO()
+    call_command(
+        "import_members", str(_write(tmp_path, rows)), "--program=acme", stdout=io.StringIO(), stderr=quiet
+    )
+    assert quiet.getvalue() == ""  # not a terminal: no bar

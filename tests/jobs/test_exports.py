@@ -361,3 +361,48 @@ def test_import_api_new_kinds_templates_and_descriptions(api):
     ]
     tiers = api.get("/api/v1/imports/tiers/describe").json()
     assert (tiers["scope"], tiers["columns"][0]["name"]) == ("config:write", "code")
+
+
+def test_members_export_streams_pages_to_the_file(program, system_actor, run_job, monkeypatch):
+    """Exports stream: members are read a page at a time (one query per page, not one
+    list of every member) and the file is written and flushed while rows still come, so
+    neither the rows nor the file are held in memory."""
+    import dataclasses
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from jobs import registry
+    from members import bulk
+    from members import exports as member_exports
+
+    bulk.members_upsert_many(
+        program=program,
+        rows=[bulk.MemberInput(profile={"email": f"m{n}@example.com"}) for n in range(25)],
+        match="email",
+        action="create",
+        actor=system_actor,
+    )
+    monkeypatch.setattr(member_exports, "_STREAM_CHUNK", 10)
+    kind = registry.export_kind("members")
+    on_disk: list[int] = []  # data lines already in the partial file when each row is read
+
+    def watched_rows(program_id, params):
+        partial = next(files.job_dir(job.storage_key).glob("*.part"))
+        for row in kind.rows(program_id, params):
+            on_disk.append(max(len(partial.read_text().splitlines()) - 1, 0))
+            yield row
+
+    monkeypatch.setattr(registry, "export_kind", lambda name: dataclasses.replace(kind, rows=watched_rows))
+    job = job_services.export_job_create(program_id=program.pk, kind="members", params={}, actor=system_actor)
+    with CaptureQueriesContext(connection) as queries:
+        job = run_job(job)
+
+    assert job.status == Job.Status.SUCCEEDED and job.result_rows == 25
+    assert len(_csv_rows(job)) == 25
+    # JOBS_CHUNK_SIZE is 3 in these tests: the file holds every full chunk before the next row.
+    assert on_disk == [index - index % 3 for index in range(25)]
+    pages = [
+        q for q in queries.captured_queries if 'FROM "members_member"' in q["sql"] and "LIMIT" in q["sql"]
+    ]
+    assert len(pages) == 4  # 10 + 10 + 5 rows, and the empty page that ends it
