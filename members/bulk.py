@@ -20,7 +20,7 @@ import io
 import json
 import operator
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import reduce
@@ -362,7 +362,8 @@ def _insert_members(
         ids = [pk for (pk,) in cursor.fetchall()]
     fields = Member._meta.concrete_fields
     attnames = [field.attname for field in fields]
-    values = [_with_defaults(fields, {**base, **row, "id": pk}) for pk, row in zip(ids, rows, strict=True)]
+    in_order = _in_field_order(fields)
+    values = [in_order({**base, **row, "id": pk}) for pk, row in zip(ids, rows, strict=True)]
     _copy(Member, fields, values)
     _insert_created_history(ids, actor=actor, now=now)
     members = []
@@ -407,12 +408,28 @@ def _insert_created_history(ids: list[int], *, actor: Actor, now: datetime) -> N
         )
 
 
-def _with_defaults(fields, values: dict[str, Any]) -> tuple:
-    """A row's values in ``fields`` order; missing ones get the field's default."""
-    return tuple(
-        values[model_field.attname] if model_field.attname in values else model_field.get_default()
-        for model_field in fields
-    )
+def _in_field_order(fields) -> Callable[[dict[str, Any]], tuple]:
+    """A function giving a row's values in ``fields`` order, missing ones the field's
+    default. Constant defaults are looked up once per call, not once per row and field;
+    a callable default (e.g. ``dict`` for a JSON field) is still called for each row, so
+    no two rows share a mutable value."""
+    constant: dict[str, Any] = {}
+    per_row = []
+    for model_field in fields:
+        if model_field.has_default() and callable(model_field.default):
+            per_row.append(model_field)
+        else:
+            constant[model_field.attname] = model_field.get_default()
+    pick = operator.itemgetter(*(model_field.attname for model_field in fields))
+
+    def in_order(values: dict[str, Any]) -> tuple:
+        row = {**constant, **values}
+        for model_field in per_row:
+            if model_field.attname not in values:
+                row[model_field.attname] = model_field.get_default()
+        return pick(row)
+
+    return in_order
 
 
 def _copy(model, fields, rows: Iterable[tuple]) -> None:
