@@ -95,10 +95,14 @@ def integration_update(*, integration: Integration, actor: Actor, **fields: Any)
         fields["ip_allowlist"] = clean_ip_allowlist(fields["ip_allowlist"])
     if "rate_limit" in fields:
         fields["rate_limit"] = clean_rate_limit(fields["rate_limit"])
+    # Only the given fields, on the locked row: saving the caller's copy whole would put
+    # back what it holds stale (e.g. unlink an OAuth2 client created since it was read).
+    locked = Integration.objects.select_for_update().get(pk=integration.pk)
     for name, value in fields.items():
+        setattr(locked, name, value)
         setattr(integration, name, value)
-    integration.save()
-    return integration
+    locked.save(update_fields=[*fields, "updated_at"])
+    return locked
 
 
 @dataclass(frozen=True)

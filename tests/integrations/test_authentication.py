@@ -10,7 +10,7 @@ from oauth2_provider.models import AccessToken, Application
 from rest_framework.test import APIClient
 
 from integrations import services
-from integrations.models import ApiKey
+from integrations.models import ApiKey, Integration
 from membership_site.actors import Actor
 
 pytestmark = pytest.mark.django_db
@@ -213,3 +213,19 @@ def test_oauth_client_only_once_per_integration(oauth_integration):
     integration, _client = oauth_integration
     with pytest.raises(OAuthClientExistsError):
         services.oauth_client_create(integration=integration, actor=SYSTEM)
+
+
+def test_oauth_token_loses_scopes_taken_from_its_integration_later(oauth_integration):
+    # ``integration`` was read before its OAuth2 client was created: updating it must not
+    # unlink the client (the update once saved the stale copy whole).
+    integration, client = oauth_integration
+    token = _token(client.client_id, client.client_secret).json()
+    assert "members:write" in token["scope"].split()
+    services.integration_update(integration=integration, scopes=["members:read"], actor=SYSTEM)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token['access_token']}")
+    response = api.get("/api/v1/members")
+    assert response.status_code == 200, response.content
+    _problem(api.post("/api/v1/members", {"email": "a@example.com"}), 403, "insufficient_scope")
+    assert api.get("/api/v1/me").json()["scopes"] == ["members:read"]
+    assert Integration.objects.get(pk=integration.pk).oauth_application.client_id == client.client_id
