@@ -39,7 +39,7 @@ from tiers import services as tier_services
 from tiers.models import MemberTier, TierActivity
 
 from .. import services
-from ..models import Account, Currency, Transaction
+from ..models import Account, Currency, PurchaseEarning, Transaction
 from ..selectors import default_currency
 
 Source = TierActivity.Source
@@ -135,6 +135,22 @@ def _is_default(currency: Currency) -> bool:
     return currency.is_default
 
 
+def _qualified(original: Transaction) -> bool:
+    """Whether ``original`` was recorded as qualifying activity: a purchase's earning, or an
+    earn or adjustment made through this module (``earn:<id>`` / ``adjust:<id>``)."""
+    if (
+        original.kind == Transaction.Kind.EARN
+        and PurchaseEarning.objects.filter(transaction=original).exists()
+    ):
+        return True
+    source, prefix = (
+        (Source.EARN, "earn") if original.kind == Transaction.Kind.EARN else (Source.ADJUSTMENT, "adjust")
+    )
+    return TierActivity.objects.filter(
+        member_id=original.member_id, source=source, reference=f"{prefix}:{original.pk}"
+    ).exists()
+
+
 @transaction.atomic
 def points_earn_qualifying(
     *,
@@ -228,9 +244,10 @@ def points_reverse_qualifying(
     description: str = "",
     metadata: dict | None = None,
 ) -> services.PointsResult:
-    """``points_reverse`` that takes qualifying points back: reversing an earn records
-    negative points (source ``reversal``), reversing an adjustment the opposite of its
-    points (source ``adjustment``). Other kinds never qualified."""
+    """``points_reverse`` that takes qualifying points back: reversing a qualifying earn
+    records negative points (source ``reversal``), reversing an adjustment the opposite of
+    its points (source ``adjustment``). What never qualified (event bonuses, conversions,
+    other kinds) takes nothing back."""
     original = transaction
     currency = Currency.objects.select_related("program").get(pk=original.currency_id)
     members = list(Member.objects.filter(pk__in={original.member_id, original.counterparty_id} - {None}))
@@ -247,7 +264,7 @@ def points_reverse_qualifying(
     source = {Transaction.Kind.EARN: Source.REVERSAL, Transaction.Kind.ADJUST: Source.ADJUSTMENT}.get(
         original.kind
     )
-    if result.created and source is not None and _is_default(currency):
+    if result.created and source is not None and _is_default(currency) and _qualified(original):
         txn = result.transaction
         member = next(m for m in members if m.pk == original.member_id)
         record(

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from points import services
 from points.earning import purchases, qualifying
-from points.models import Account
+from points.models import Account, Transaction
 from tiers import selectors as tier_selectors
 from tiers import services as tier_services
 from tiers.models import MemberTier, TierActivity, TierChange
@@ -188,6 +188,19 @@ def test_api_earn_records_points_and_reversal_takes_them_back(ladder, member, ma
     make_currency("STAMPS")
     api.post(f"/api/v1/members/{member.pk}/points/earn", {"amount": 5, "currency": "STAMPS"}, format="json")
     assert TierActivity.objects.filter(member=member).count() == 2  # other currencies do not qualify
+
+
+def test_reversing_an_event_bonus_takes_no_qualifying_points(ladder, make_member, make_api, earning_settings):
+    earning_settings(enrolment_bonus=100)
+    member = make_member()
+    bonus = Transaction.objects.get(member=member, kind="earn")
+    api = make_api(["points:write"])
+    api.post(f"/api/v1/members/{member.pk}/points/earn", {"amount": 100}, format="json")
+    response = api.post(f"/api/v1/transactions/{bonus.pk}/reverse", {}, format="json")
+    assert response.status_code == 201, response.content
+    # The bonus never qualified, so its reversal leaves the API earn's 100 points whole.
+    assert sum(TierActivity.objects.filter(member=member).values_list("points", flat=True)) == 100
+    assert not TierActivity.objects.filter(member=member, source="reversal").exists()
 
 
 def test_earn_qualifying_crossing_upgrades_in_the_same_transaction(ladder, member):
