@@ -314,10 +314,13 @@ def label_create(*, program: Program, code: str, name: str, description: str = "
 
 @transaction.atomic
 def label_update(*, label: Label, actor: Actor, **fields: Any) -> Label:
+    # Only the given fields, on the locked row (the caller's copy may be stale).
+    locked = Label.objects.select_for_update().get(pk=label.pk)
     for name, value in fields.items():
+        setattr(locked, name, value)
         setattr(label, name, value)
-    label.save()
-    return label
+    locked.save(update_fields=[*fields, "updated_at"] if fields else None)
+    return locked
 
 
 def _labels_by_code(program: Program, codes: Iterable[str], field: str = "labels") -> list[Label]:

@@ -64,10 +64,13 @@ def program_update(*, program: Program, actor: Actor, **fields: Any) -> Program:
     if "currency" in fields:
         fields["currency"] = fields["currency"].upper()
         _check_currency(fields["currency"])
+    # Only the given fields, on the locked row (the caller's copy may be stale).
+    locked = Program.objects.select_for_update().get(pk=program.pk)
     for name, value in fields.items():
+        setattr(locked, name, value)
         setattr(program, name, value)
-    program.save()
-    return program
+    locked.save(update_fields=[*fields, "updated_at"] if fields else None)
+    return locked
 
 
 @transaction.atomic
@@ -85,7 +88,10 @@ def location_create(
 
 @transaction.atomic
 def location_update(*, location: Location, actor: Actor, **fields: Any) -> Location:
+    # Only the given fields, on the locked row (the caller's copy may be stale).
+    locked = Location.objects.select_for_update().get(pk=location.pk)
     for name, value in fields.items():
+        setattr(locked, name, value)
         setattr(location, name, value)
-    location.save()
-    return location
+    locked.save(update_fields=[*fields, "updated_at"] if fields else None)
+    return locked

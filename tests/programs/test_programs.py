@@ -87,3 +87,18 @@ def test_location_history_records_the_integration(api):
     location = Location.objects.get(code="lyon")
     assert [h.name for h in location.history.order_by("history_date")] == ["Lyon", "Lyon Part-Dieu"]
     assert {h.history_integration_id for h in location.history.all()} == {api.integration.pk}
+
+
+def test_program_and_location_updates_keep_changes_made_since_the_callers_copy_was_read(program):
+    from programs.models import Program
+
+    stale = Program.objects.get(pk=program.pk)
+    services.program_update(program=program, phone_region="FR", actor=SYSTEM)
+    services.program_update(program=stale, name="Renamed", actor=SYSTEM)
+    assert Program.objects.values_list("name", "phone_region").get(pk=program.pk) == ("Renamed", "FR")
+
+    location = services.location_create(program=program, code="lyon", name="Lyon", actor=SYSTEM)
+    stale_location = Location.objects.get(pk=location.pk)
+    services.location_update(location=location, kind=Location.Kind.WEB, actor=SYSTEM)
+    services.location_update(location=stale_location, name="Lyon 2", actor=SYSTEM)
+    assert Location.objects.values_list("name", "kind").get(pk=location.pk) == ("Lyon 2", "web")
