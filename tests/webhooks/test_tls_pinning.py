@@ -119,7 +119,7 @@ def tls_receiver(pki):
 
 
 @pytest.fixture
-def internal_service(tls_receiver):
+def internal_service():
     """Listens on INTERNAL at a given port and counts connections (it must get none)."""
     listeners: list[tuple[socket.socket, list]] = []
 
@@ -231,3 +231,15 @@ def test_https_delivery_to_a_host_resolving_to_an_internal_address_is_refused(
     assert result.status_code is None
     assert result.error.startswith(f"Refused: The host '{HOST}' resolves to a private")
     assert receiver.requests == [] and internal == []
+
+
+def test_http_delivery_connects_to_the_checked_address_too(receiver, internal_service, rebinding_dns):
+    port = receiver.server.server_address[1]
+    internal = internal_service(port)
+
+    result = delivery.send(f"http://{HOST}:{port}/hooks", body="{}", headers={})
+
+    assert result.status_code == 200, result.error
+    assert rebinding_dns == [PUBLIC]
+    assert receiver.requests[0].headers["host"] == f"{HOST}:{port}"
+    assert internal == []
