@@ -71,9 +71,17 @@ class ApiKey(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    expires_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    expires_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="From this time on the key is refused (401). Empty: it does not expire.",
+    )
+    revoked_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set by the Revoke action; a revoked key is refused (401) at once."
+    )
+    last_used_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="Last successful request (to the minute)."
+    )
 
     class Meta:
         ordering = ["-created_at"]
