@@ -287,10 +287,18 @@ def test_admin_jobs_pages_report_download_and_cancel(admin_client, program, star
 
 
 def test_admin_import_page_links_the_kinds_templates(admin_client):
-    page = admin_client.get(reverse("admin:members_member_import"))
-    assert page.status_code == 200
-    for kind in ("members", "cards"):
-        assert reverse("admin:jobs_job_template", args=[kind]).encode() in page.content
+    for page_name, kinds in (
+        ("members_member", ("members", "cards")),
+        ("members_label", ("labels",)),
+        ("tiers_tier", ("tiers",)),
+        ("rewards_reward", ("rewards",)),
+    ):
+        page = admin_client.get(reverse(f"admin:{page_name}_import"))
+        assert page.status_code == 200
+        for kind in kinds:
+            assert reverse("admin:jobs_job_template", args=[kind]).encode() in page.content, page_name
+            template = admin_client.get(reverse("admin:jobs_job_template", args=[kind]))
+            assert template.status_code == 200 and template["Content-Type"].startswith("text/csv")
     template = admin_client.get(reverse("admin:jobs_job_template", args=["members"]))
     assert template["Content-Type"].startswith("text/csv")
     assert template.content.decode().splitlines()[0].startswith("number,email,phone,")
