@@ -91,12 +91,27 @@ _ACTION_CHOICES = [("upsert", "Create or update"), ("create", "Create only"), ("
 class JobImportForm(ImportForm):
     def __init__(self, *args, program_queryset, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["program"] = forms.ModelChoiceField(queryset=program_queryset)
-        self.fields["match"] = forms.ChoiceField(choices=_MATCH_CHOICES, initial="number")
-        self.fields["action"] = forms.ChoiceField(
-            choices=_ACTION_CHOICES, initial="upsert", help_text="Members imports only."
+        self.fields["program"] = forms.ModelChoiceField(
+            queryset=program_queryset, help_text="The program the file's rows belong to."
         )
-        self.fields["mode"] = forms.ChoiceField(choices=_MODE_CHOICES, initial=Job.Mode.CONTINUE)
+        self.fields["match"] = forms.ChoiceField(
+            choices=_MATCH_CHOICES,
+            initial="number",
+            help_text="The column that finds existing members (members, cards and labels "
+            "imports; other kinds ignore it). It must be filled on every row that updates.",
+        )
+        self.fields["action"] = forms.ChoiceField(
+            choices=_ACTION_CHOICES,
+            initial="upsert",
+            help_text="Members imports only: create (rows must be new), update (rows must "
+            "match a member) or both.",
+        )
+        self.fields["mode"] = forms.ChoiceField(
+            choices=_MODE_CHOICES,
+            initial=Job.Mode.CONTINUE,
+            help_text="Continue: bad rows are reported and the good ones imported. All or "
+            "nothing: if any row fails, nothing is written.",
+        )
 
 
 class JobConfirmImportForm(ConfirmImportForm):

@@ -295,6 +295,7 @@ def test_admin_import_page_links_the_kinds_templates(admin_client):
     ):
         page = admin_client.get(reverse(f"admin:{page_name}_import"))
         assert page.status_code == 200
+        assert b"if any row fails, nothing is written" in page.content  # the options' help
         for kind in kinds:
             assert reverse("admin:jobs_job_template", args=[kind]).encode() in page.content, page_name
             template = admin_client.get(reverse("admin:jobs_job_template", args=[kind]))
