@@ -471,10 +471,10 @@ _ERASED_VALUES: dict[str, Any] = {
 
 
 def _personal_values(member: Member) -> set[str]:
-    """The member's personal data as the strings events may hold them in."""
-    # Not the language and country codes: too short and common to match safely.
-    skipped = {"preferences", "language", "country"}
-    names = [name for name in _ERASED_VALUES if name not in skipped]
+    """The member's identifying data as the strings events may hold them in. Not the
+    city, region, postal code, country, language or birth date: they identify nobody
+    alone, and matching them would also blank e.g. a store named after its city."""
+    names = ["email", "phone", "first_name", "last_name", "external_ref", "address_line1", "address_line2"]
     # Earlier versions too (the history rows): events keep the values of their time.
     versions = [member, *member.history.all().only(*names)]
     values = {str(getattr(version, name)) for version in versions for name in names}

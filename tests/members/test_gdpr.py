@@ -95,6 +95,12 @@ def test_member_erase_removes_personal_data_from_the_members_stored_events(
     assert (
         api.post(f"/api/v1/members/{rich_member.pk}/cards", {"number": "5555666677778888"}).status_code == 201
     )
+    from webhooks.services import event_record
+
+    # A store named after the member's city is not personal data.
+    store = event_record(
+        program_id=program.pk, member_id=rich_member.pk, type="member.updated", data={"location": "Paris"}
+    )
     before = {e.event_id: e.member_sequence for e in Event.objects.filter(member_id=rich_member.pk)}
     assert {"member.created", "member.updated", "card.issued"} <= set(
         Event.objects.filter(member_id=rich_member.pk).values_list("type", flat=True)
@@ -123,6 +129,8 @@ def test_member_erase_removes_personal_data_from_the_members_stored_events(
     created = events.get(type="member.created").data["member"]
     assert created["id"] == rich_member.pk and created["number"] == rich_member.number
     assert created["email"] is None and created["first_name"] is None and created["labels"] == ["vip"]
+    store.refresh_from_db()
+    assert store.data == {"location": "Paris"}
     # Another member's events are untouched.
     assert Event.objects.get(member_id=other.pk).data["member"]["email"] == "ana@example.org"
 
