@@ -7,7 +7,7 @@ class MembershipSiteConfig(AppConfig):
     verbose_name = "Platform"
 
     def ready(self) -> None:
-        from . import audit, roles
+        from . import audit, checks, roles  # noqa: F401 (checks registers itself)
 
         audit.connect()
         # Roles are kept in step with the models after every migrate, so an app added

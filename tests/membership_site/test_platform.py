@@ -46,22 +46,35 @@ def test_debug_is_off_by_default():
     assert result.stdout.strip() == "False", result.stderr
 
 
-def test_check_deploy_is_clean_with_production_environment(tmp_path):
-    result = subprocess.run(
+def _check_deploy(tmp_path, **env_changes) -> subprocess.CompletedProcess:
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("DEBUG", "SECURE_SSL_REDIRECT", "CACHE_URL")},
+        "SECRET_KEY": "k" * 20 + "Q7!x" * 10,
+        "ALLOWED_HOSTS": "loyalty.example.com",
+        "DATABASE_URL": f"sqlite:///{tmp_path}/deploy.sqlite3",
+        "CACHE_URL": "redis://127.0.0.1:6379/1",
+        **env_changes,
+    }
+    return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT,
-        env={
-            **{k: v for k, v in os.environ.items() if k not in ("DEBUG", "SECURE_SSL_REDIRECT")},
-            "SECRET_KEY": "k" * 20 + "Q7!x" * 10,
-            "ALLOWED_HOSTS": "loyalty.example.com",
-            "DATABASE_URL": f"sqlite:///{tmp_path}/deploy.sqlite3",
-        },
+        env={k: v for k, v in env.items() if v is not None},
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_check_deploy_is_clean_with_production_environment(tmp_path):
+    result = _check_deploy(tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_check_deploy_warns_when_rate_limits_would_count_per_process(tmp_path):
+    result = _check_deploy(tmp_path, CACHE_URL=None)
+    assert result.returncode != 0
+    assert "membership_site.W001" in result.stdout + result.stderr
 
 
 @pytest.mark.django_db
