@@ -207,6 +207,21 @@ def test_a_success_ends_the_failure_streak(program, make_endpoint, receiver, clo
     assert endpoint.failing_since is None
 
 
+def test_a_retry_after_the_members_erasure_carries_the_redacted_data(program, make_endpoint, receiver, clock):
+    receiver.reply(500, 200)
+    make_endpoint(receiver.url)
+    [sent] = _dispatch_and_send(_event(program, member_id=7, email="ana@example.com", points=10))
+    assert receiver.requests[0].json["data"] == {"email": "ana@example.com", "points": 10}
+
+    services.events_redact_member(member_id=7, values=["ana@example.com"])
+    clock.advance(seconds=6)
+    delivery.attempt_delivery(delivery_id=sent.pk)
+
+    retry = receiver.requests[1]
+    assert retry.json["data"] == {"email": None, "points": 10}
+    assert retry.headers["webhook-id"] == receiver.requests[0].headers["webhook-id"]
+
+
 def test_410_gone_disables_the_endpoint_at_once(program, make_endpoint, make_receiver):
     gone, other = make_receiver(), make_receiver()
     gone.reply(410)
