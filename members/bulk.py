@@ -315,9 +315,7 @@ def _bulk(program: Program, rows: list[MemberInput], match: str, action: str, ac
             )
         row.result = UpsertResult("updated", member)
     if changed_members:
-        bulk_update_with_history(
-            changed_members, Member, fields=sorted(changed_fields | {"updated_at"}), **history
-        )
+        _update_members(changed_members, sorted(changed_fields), actor=actor, now=now, history=history)
     # As member_update: the member_updated hook (e.g. the profile-completion bonus) runs
     # for each member whose profile changed, after it is saved, before the events.
     for row in updating:
@@ -365,7 +363,7 @@ def _insert_members(
     in_order = _in_field_order(fields)
     values = [in_order({**base, **row, "id": pk}) for pk, row in zip(ids, rows, strict=True)]
     _copy(Member, fields, values)
-    _insert_created_history(ids, actor=actor, now=now)
+    _insert_history(ids, "+", actor=actor, now=now)
     members = []
     for row in values:
         member = Member.from_db(connection.alias, attnames, row)
@@ -374,16 +372,62 @@ def _insert_members(
     return members
 
 
-def _insert_created_history(ids: list[int], *, actor: Actor, now: datetime) -> None:
-    """The "created" history rows of new members, copied from the member rows by the
-    server in one statement (what ``bulk_create_with_history`` writes, without sending
+def _update_members(
+    members: list[Member], fields: list[str], *, actor: Actor, now: datetime, history: dict[str, Any]
+) -> None:
+    """Write the changed ``fields`` (and ``updated_at``) of ``members`` and their "changed"
+    history rows. On PostgreSQL in two statements: one ``UPDATE ... FROM`` a row set made
+    of one array parameter per column, and the history rows copied from the updated
+    member rows by the server. ``bulk_update`` builds a ``CASE WHEN id = ...`` expression
+    per row and field, which cost most of an update import's time. Elsewhere, or for a
+    field that is not text or a date, ``bulk_update_with_history``."""
+    model_fields = [Member._meta.get_field(name) for name in fields]
+    if connection.vendor != "postgresql" or not all(
+        isinstance(model_field, models.CharField | models.TextField) or type(model_field) is models.DateField
+        for model_field in model_fields
+    ):
+        bulk_update_with_history(members, Member, fields=[*fields, "updated_at"], **history)
+        return
+    quote = connection.ops.quote_name
+    assignments = [
+        f"{quote(model_field.column)} = v.{quote(model_field.column)}" for model_field in model_fields
+    ]
+    columns = [
+        f"unnest(%s::{model_field.db_type(connection)}[]) AS {quote(model_field.column)}"
+        for model_field in model_fields
+    ]
+    ids = [member.pk for member in members]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Member._meta.db_table} m SET {', '.join(assignments)}, "
+            f"{quote(Member._meta.get_field('updated_at').column)} = %s "
+            f"FROM (SELECT unnest(%s::bigint[]) AS id, {', '.join(columns)}) v WHERE m.id = v.id",
+            [
+                Member._meta.get_field("updated_at").get_db_prep_save(now, connection),
+                ids,
+                *(
+                    [
+                        model_field.get_db_prep_save(getattr(member, model_field.attname), connection)
+                        for member in members
+                    ]
+                    for model_field in model_fields
+                ),
+            ],
+        )
+    _insert_history(ids, "~", actor=actor, now=now)
+
+
+def _insert_history(ids: list[int], history_type: str, *, actor: Actor, now: datetime) -> None:
+    """History rows of ``history_type`` ("+" created, "~" changed) for members, copied
+    from their rows as they are now by the server in one statement (what
+    ``bulk_create_with_history`` / ``bulk_update_with_history`` write, without sending
     every value a second time)."""
     history_model = Member.history.model
     member_columns = {field.column for field in Member._meta.concrete_fields}
     extra = {
         "history_date": now,
         "history_change_reason": None,
-        "history_type": "+",
+        "history_type": history_type,
         "history_user_id": actor.user_id,
         "history_integration_id": actor.integration_id,
     }

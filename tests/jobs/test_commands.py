@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -195,6 +195,68 @@ def test_members_upsert_many_gives_what_the_per_row_services_give(program, other
         )
 
     assert events(program) == events(other_program)
+
+
+def test_members_upsert_many_updates_write_what_member_update_writes(
+    program, other_program, system_actor, staff_user
+):
+    """A bulk update stores the same values and "changed" history rows (with the actor) as
+    member_update does, for text with quotes and backslashes, dates set and cleared."""
+    from members import services as member_services
+    from membership_site.actors import Actor
+
+    actor = Actor.for_user(staff_user)
+    before = {"city": "Paris", "birth_date": date(1990, 1, 2), "last_name": "Lopez"}
+    changes = [
+        {"city": 'Saint-"Malo" \\ {x}', "birth_date": date(1991, 3, 4)},
+        {"birth_date": None, "first_name": "Ana, María"},
+        {"last_name": "O'Neil", "region": "NULL"},
+    ]
+    bulk_members = [
+        member_services.member_create(program=program, number=f"100000{n}", actor=system_actor, **before)
+        for n in range(3)
+    ]
+    service_members = [
+        member_services.member_create(
+            program=other_program, number=f"100000{n}", actor=system_actor, **before
+        )
+        for n in range(3)
+    ]
+
+    results = bulk.members_upsert_many(
+        program=program,
+        rows=[bulk.MemberInput(profile=change, number=f"100000{n}") for n, change in enumerate(changes)],
+        match="number",
+        action="update",
+        actor=actor,
+    )
+    for member, change in zip(service_members, changes, strict=True):
+        member_services.member_update(member=member, actor=actor, **change)
+
+    assert [result.outcome for result in results] == ["updated"] * 3
+    fields = ["number", "city", "birth_date", "first_name", "last_name", "region"]
+
+    def state(members):
+        return [Member.objects.filter(pk=m.pk).values_list(*fields).get() for m in members]
+
+    def history(members, *extra):
+        return [
+            list(
+                Member.history.filter(id=m.pk)
+                .order_by("history_id")
+                .values_list("history_type", *fields, *extra)
+            )
+            for m in members
+        ]
+
+    assert state(bulk_members) == state(service_members)
+    assert history(bulk_members) == history(service_members)
+    # The job's actor is recorded (the services take it from the request, absent here).
+    assert [rows[-1][-2:] for rows in history(bulk_members, "history_user_id", "history_integration_id")] == [
+        (staff_user.pk, None)
+    ] * 3
+    updated = Member.objects.get(pk=bulk_members[0].pk)
+    assert updated.updated_at > updated.created_at
 
 
 class _Terminal(io.StringIO):
