@@ -22,9 +22,8 @@ from tqdm import tqdm
 
 from membership_site.actors import Actor
 from membership_site.errors import DomainError
-from programs.models import Program
 
-from . import engine, files, services
+from . import engine, files, registry, services
 from .models import Job
 
 _SHOWN_FAILURES = 20
@@ -38,17 +37,15 @@ def _readable(error: Exception) -> str:
     return str(getattr(error, "detail", error))
 
 
-def program_for(code: str | None) -> Program:
-    """The program named by ``--program``; without it, the only program there is."""
-    if code:
-        program = Program.objects.filter(code=code).first()
-        if program is None:
+def program_for(code: str | None) -> Any:
+    """The program named by ``--program``; without it, the only program there is. The
+    lookup is the programs app's (``registry.register_program_lookup``)."""
+    program = registry.program_lookup(code or None)
+    if program is None:
+        if code:
             raise CommandError(f"No program '{code}'.", returncode=2)
-        return program
-    programs = list(Program.objects.order_by("code")[:2])
-    if len(programs) != 1:
         raise CommandError("Give --program CODE (there is not exactly one program).", returncode=2)
-    return programs[0]
+    return program
 
 
 def _progress_bar(command: BaseCommand, job: Job, description: str, passes: int = 1):
@@ -163,7 +160,7 @@ class ExportCommand(BaseCommand):
         """The kind's parameters from the command line (before validation)."""
         return {}
 
-    def default_output(self, program: Program, params: dict[str, Any], fmt: str) -> Path:
+    def default_output(self, program: Any, params: dict[str, Any], fmt: str) -> Path:
         return Path(f"{self.kind}-{program.code}.{fmt}")
 
     def handle(self, *args, program: str | None, output: Path | None, **options):

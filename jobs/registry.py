@@ -199,3 +199,23 @@ def import_kinds() -> list[ImportKind]:
 
 def export_kinds() -> list[ExportKind]:
     return sorted(_exports.values(), key=lambda kind: kind.name)
+
+
+# How the command bases (``jobs.commands``) find the program named by ``--program``: the
+# jobs app imports no domain app, so the programs app registers the lookup in its
+# ``AppConfig.ready``. It takes a program code, or None for "the only program there is",
+# and returns the program, or None when there is no such program (or not exactly one).
+ProgramLookup = Callable[[str | None], Any]
+_program_lookup: ProgramLookup | None = None
+
+
+def register_program_lookup(lookup: ProgramLookup) -> ProgramLookup:
+    global _program_lookup
+    _program_lookup = lookup
+    return lookup
+
+
+def program_lookup(code: str | None) -> Any:
+    if _program_lookup is None:
+        raise RuntimeError("No program lookup registered with jobs (is the programs app installed?).")
+    return _program_lookup(code)

@@ -1,5 +1,6 @@
 """The direction of imports (DESIGN.md): domain apps import only apps below them, and
-the ``webhooks`` app imports no domain app. Lazy imports inside functions count too."""
+the ``webhooks`` and ``jobs`` apps import no domain app. Lazy imports inside functions
+count too."""
 
 from __future__ import annotations
 
@@ -37,3 +38,7 @@ def test_domain_apps_import_only_downward():
 
 def test_webhooks_imports_no_domain_app():
     assert [f"{where} imports {top}" for where, top in _imports("webhooks") if top in ORDER] == []
+
+
+def test_jobs_imports_no_domain_app():
+    assert [f"{where} imports {top}" for where, top in _imports("jobs") if top in ORDER] == []
