@@ -55,6 +55,12 @@ COLUMNS = (
     Column("valid_from", "ISO date-time; without zone: program time.", example="2026-01-01T00:00:00"),
     Column("valid_until", "ISO date-time: first instant it can no longer be redeemed."),
     Column("eligible_tiers", "Tier codes separated by |; empty: every tier.", example="silver|gold"),
+    Column(
+        "tier_tags",
+        "Tier reward tags separated by |: only members whose tier lists one of them in its "
+        "reward_tags may redeem; empty: no tag needed (on update: unchanged).",
+        example="lounge",
+    ),
     Column("eligible_labels", "Label codes separated by |; empty: everyone.", example="vip"),
     Column("locations", "Location codes where its vouchers work, |-separated; empty: anywhere."),
     Column("is_active", "true or false (default true).", example="true"),
@@ -143,7 +149,7 @@ def parse_row(data: dict[str, str], program: Program, currencies: dict[str, Curr
             if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
                 raise _CellError(name, "Use true or false.")
             values[name] = value.lower() in ("true", "1", "yes")
-        elif name == "voucher_skus":
+        elif name in ("voucher_skus", "tier_tags"):
             values[name] = _split(value)
         elif name == "costs":
             costs = {}
@@ -230,6 +236,7 @@ def reward_rows(program_id: int, params: dict[str, Any]) -> Iterator[dict[str, A
                 "eligible_tiers": _joined(reward.eligible_tiers.all()),
                 "eligible_labels": _joined(reward.eligible_labels.all()),
                 "locations": _joined(reward.locations.all()),
+                "tier_tags": "|".join(reward.tier_tags),
                 "voucher_skus": "|".join(reward.voucher_skus),
                 "target_currency": reward.target_currency.code if reward.target_currency else "",
                 "is_active": "true" if reward.is_active else "false",

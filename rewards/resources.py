@@ -11,7 +11,15 @@ from jobs.admin_import import JobKindResource
 from .imports import COLUMNS
 from .models import Reward
 
-_COMPUTED = ("costs", "eligible_tiers", "eligible_labels", "locations", "voucher_skus", "target_currency")
+_COMPUTED = (
+    "costs",
+    "eligible_tiers",
+    "eligible_labels",
+    "tier_tags",
+    "locations",
+    "voucher_skus",
+    "target_currency",
+)
 
 
 class RewardImportResource(JobKindResource):
@@ -26,6 +34,7 @@ class RewardExportResource(resources.ModelResource):
     costs = fields.Field(column_name="costs")
     eligible_tiers = fields.Field(column_name="eligible_tiers")
     eligible_labels = fields.Field(column_name="eligible_labels")
+    tier_tags = fields.Field(column_name="tier_tags")
     locations = fields.Field(column_name="locations")
     voucher_skus = fields.Field(column_name="voucher_skus")
     target_currency = fields.Field(column_name="target_currency")
@@ -48,6 +57,9 @@ class RewardExportResource(resources.ModelResource):
 
     def dehydrate_eligible_labels(self, reward: Reward) -> str:
         return _codes(reward.eligible_labels.all())
+
+    def dehydrate_tier_tags(self, reward: Reward) -> str:
+        return "|".join(reward.tier_tags)
 
     def dehydrate_locations(self, reward: Reward) -> str:
         return _codes(reward.locations.all())
