@@ -89,6 +89,7 @@ ROW_ERROR_CODES: dict[str, str] = {
     "unknown_field": "A JSON row has a key that is not a column of this kind.",
     "duplicate_in_file": "An earlier row of the same file has the same key (member, card...).",
     "unknown_member": "No member of the program matches the row's key.",
+    "invalid_birth_date": "The birth date is in the future (program time) or before 1900.",
     "duplicate_member": "Another member already has this number, e-mail, phone or reference.",
     "unknown_label": "No label with this code in the program.",
     "member_terminated": "The membership is terminated; nothing can be changed.",

@@ -1,6 +1,7 @@
 """The kinds' documentation follows the registry: docs/jobs.md's "Available today" table
 and the OpenAPI descriptions name every registered import and export kind with the scope
-it needs, so a new kind (or a changed scope) cannot go undocumented."""
+it needs, so a new kind (or a changed scope) cannot go undocumented; the row error codes
+the kinds declare or report are named in docs/jobs.md."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from jobs import registry
+
+from .conftest import csv_bytes, outcomes, report
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "jobs.md"
 
@@ -78,3 +81,47 @@ def test_openapi_names_every_kind_and_its_scope(client):
     for kind in registry.export_kinds():
         assert re.search(rf"\b{kind.name}\b", exports_named), kind.name
         assert _scope_of(start_export["description"], kind.name) == kind.scope, kind.name
+
+
+def _error_code_table() -> set[str]:
+    """The codes in the first cells of docs/jobs.md's "Error code" table."""
+    codes: set[str] = set()
+    in_table = False
+    for line in DOCS.read_text().splitlines():
+        if line.startswith("| Error code |"):
+            in_table = True
+        elif in_table and line.startswith("|"):
+            codes.update(re.findall(r"`(\w+)`", line.split("|")[1]))
+        elif in_table:
+            break
+    return codes
+
+
+@pytest.mark.django_db
+def test_docs_error_table_lists_the_codes_a_member_import_reports(import_and_run):
+    job = import_and_run(
+        "members",
+        csv_bytes(
+            [
+                {"email": "future@example.com", "birth_date": "2999-01-01"},
+                {"email": "old@example.com", "birth_date": "1899-12-31"},
+                {"email": "ok@example.com", "birth_date": "1900-01-01"},
+            ]
+        ),
+        match="email",
+    )
+    assert [outcome for _row, outcome, _codes in outcomes(job)] == ["failed", "failed", "created"]
+    reported = {code for line in report(job) for code in line["error_codes"].split("|") if code}
+    assert reported == {"invalid_birth_date"}
+    assert reported - _error_code_table() == set()
+
+
+def test_docs_name_every_code_each_import_kind_declares():
+    text = DOCS.read_text()
+    undocumented = [
+        f"{kind.name}: {code}"
+        for kind in registry.import_kinds()
+        for code in kind.error_codes
+        if f"`{code}`" not in text
+    ]
+    assert undocumented == []
