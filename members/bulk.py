@@ -5,7 +5,8 @@
 per call instead of several per row: the same normalisation (``normalized_profile``,
 ``normalize_member_number``, ``normalize_card_number``), the same uniqueness rules, the
 same events, history rows, ``members_created`` hook (once, with the list) and
-``member_updated`` hook (per member whose profile changed, as ``member_update`` runs it).
+``members_updated`` hook (once, with the members whose profile changed: the list form of
+the ``member_updated`` hook that ``member_update`` runs).
 
 Each row is validated completely before anything is written, so a bad row leaves nothing
 behind. If the bulk write still loses a race to a concurrent writer (a unique value taken
@@ -316,11 +317,11 @@ def _bulk(program: Program, rows: list[MemberInput], match: str, action: str, ac
         row.result = UpsertResult("updated", member)
     if changed_members:
         _update_members(changed_members, sorted(changed_fields), actor=actor, now=now, history=history)
-    # As member_update: the member_updated hook (e.g. the profile-completion bonus) runs
-    # for each member whose profile changed, after it is saved, before the events.
-    for row in updating:
-        if row.changed:
-            hooks.member_updated.run(member=row.member, changed=sorted(row.changed), actor=actor)
+    # As member_update runs member_updated: the members whose profile changed, after they
+    # are saved, before the events (e.g. the profile-completion bonus), in one call.
+    updates = [(row.member, sorted(row.changed)) for row in updating if row.changed]
+    if updates:
+        hooks.members_updated.run(updates=updates, actor=actor)
     if links:
         MemberLabel.objects.bulk_create(links)
     if cards:

@@ -19,7 +19,17 @@ member_updated = Hook(
     "member_updated",
     "Run with member=, changed= (the names of the profile fields whose value changed) and "
     "actor= inside member_update's transaction, after the member is saved and before its "
-    "member.updated event (e.g. points gives a profile-completion bonus).",
+    "member.updated event (e.g. points gives a profile-completion bonus). Bulk updates "
+    "(imports) run members_updated instead: an app registers with both.",
+)
+
+members_updated = Hook(
+    "members_updated",
+    "The list form of member_updated, run by bulk updates (imports) once per chunk: with "
+    "updates= (a list of (member, changed) pairs, members of one program whose profile "
+    "changed, each saved) and actor=, inside the bulk update's transaction, before the "
+    "members' member.updated events. Receivers should work set-based (a fixed number of "
+    "queries for the list).",
 )
 
 profile_sections = Hook(

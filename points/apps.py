@@ -23,6 +23,7 @@ class PointsConfig(AppConfig):
         # Event bonuses: enrolment (set-based for imported lists) and profile completion.
         member_hooks.members_created.register(bonuses.members_created_bonuses)
         member_hooks.member_updated.register(bonuses.member_updated_bonus)
+        member_hooks.members_updated.register(bonuses.members_updated_bonuses)
         # Bulk job kinds (jobs app): the point_adjustments import; transactions, balances, liability exports.
         from . import exports, imports
 

@@ -168,14 +168,19 @@ def members_created_bonuses(*, members: Sequence[Member], actor: Actor) -> None:
     )
 
 
+def _completed_profile(member: Member, changed: Sequence[str], fields: Sequence[str]) -> bool:
+    """The update filled the last of the configured fields (it changed one of them and now
+    none is empty)."""
+    return bool(set(changed) & set(fields)) and profile_complete(member, fields)
+
+
 def member_updated_bonus(*, member: Member, changed: Sequence[str], actor: Actor) -> None:
     """The ``members.hooks.member_updated`` receiver: the profile-completion bonus, once,
     when the update filled the last of the configured fields."""
     settings_ = _settings(member.program_id)
     if settings_ is None or not settings_.profile_completion_bonus:
         return
-    fields = settings_.profile_completion_fields or []
-    if not set(changed) & set(fields) or not profile_complete(member, fields):
+    if not _completed_profile(member, changed, settings_.profile_completion_fields or []):
         return
     award_bonus(
         member=member,
@@ -184,6 +189,41 @@ def member_updated_bonus(*, member: Member, changed: Sequence[str], actor: Actor
         currency=_currency(settings_),
         actor=actor,
     )
+
+
+def members_updated_bonuses(*, updates: Sequence[tuple[Member, Sequence[str]]], actor: Actor) -> None:
+    """The ``members.hooks.members_updated`` receiver (bulk updates): what
+    ``member_updated_bonus`` gives each member, in a fixed number of queries for the list
+    (the settings read once per program, one check of the bonuses given, one set-based
+    earn). The members are locked by the bulk update, as ``member_update`` locks one, so no
+    concurrent update can give the same bonus meanwhile."""
+    by_program: dict[int, list[tuple[Member, Sequence[str]]]] = {}
+    for member, changed in updates:
+        by_program.setdefault(member.program_id, []).append((member, changed))
+    for program_id, pairs in by_program.items():
+        settings_ = _settings(program_id)
+        if settings_ is None or not settings_.profile_completion_bonus:
+            continue
+        fields = settings_.profile_completion_fields or []
+        completed = list(
+            {
+                member.pk: member for member, changed in pairs if _completed_profile(member, changed, fields)
+            }.values()
+        )
+        if not completed:
+            continue
+        given = set(
+            BonusAward.objects.filter(
+                member_id__in=[member.pk for member in completed], kind=Kind.PROFILE, key=""
+            ).values_list("member_id", flat=True)
+        )
+        _award_many(
+            members=[member for member in completed if member.pk not in given],
+            kind=Kind.PROFILE,
+            points=settings_.profile_completion_bonus,
+            currency=_currency(settings_),
+            actor=actor,
+        )
 
 
 # --- Birthdays ---------------------------------------------------------------------------

@@ -157,12 +157,13 @@ def test_members_import_update_by_email_changes_only_given_fields(import_and_run
     assert Event.objects.filter(member_id=member.pk, type="label.assigned").count() == 1
 
 
-def test_members_import_updates_run_the_member_updated_hook_like_member_update(
+def test_members_import_updates_run_the_members_updated_hook_like_member_update(
     import_and_run, program, make_member, vip, system_actor
 ):
-    """Bulk updates run ``member_updated`` as ``member_update`` does: once per member whose
-    profile changed, with the changed fields; label-only and unchanged rows do not. The
-    points app's receiver gives the profile-completion bonus."""
+    """Bulk updates run ``members_updated`` (the list form of ``member_updated``, which
+    ``member_update`` runs) once per chunk with each member whose profile changed and the
+    changed fields; label-only and unchanged rows are not in it. The points app's receiver
+    gives the profile-completion bonus."""
     from points.earning import config
     from points.models import Account, BonusAward
 
@@ -177,10 +178,10 @@ def test_members_import_updates_run_the_member_updated_hook_like_member_update(
     cy = make_member(number="1000003", city="Paris")
     calls = []
 
-    def receiver(*, member, changed, actor):
-        calls.append((member.number, changed, member.birth_date))
+    def receiver(*, updates, actor):
+        calls.append([(member.number, changed, member.birth_date) for member, changed in updates])
 
-    hooks.member_updated.register(receiver)
+    hooks.members_updated.register(receiver)
     try:
         job = import_and_run(
             "members",
@@ -193,14 +194,15 @@ def test_members_import_updates_run_the_member_updated_hook_like_member_update(
             ),
         )
     finally:
-        hooks.member_updated._receivers.remove(receiver)
+        hooks.members_updated._receivers.remove(receiver)
 
     assert outcomes(job) == [(1, "updated", ""), (2, "updated", ""), (3, "updated", "")]
-    assert [(number, changed) for number, changed, _birth in calls] == [
+    (call,) = calls  # one chunk
+    assert [(number, changed) for number, changed, _birth in call] == [
         ("1000001", ["birth_date", "city"]),
         ("1000002", ["birth_date"]),
     ]
-    assert all(birth is not None for _number, _changed, birth in calls)  # saved values seen
+    assert all(birth is not None for _number, _changed, birth in call)  # saved values seen
     assert list(BonusAward.objects.values_list("member_id", "kind")) == [(ana.pk, "profile")]
     assert Account.objects.get(member=ana).available == 50
     assert not Account.objects.filter(member__in=[bob, cy], available__gt=0).exists()

@@ -105,6 +105,62 @@ def test_profile_completion_bonus_at_creation_when_already_complete(earning_sett
     assert (available(complete), available(incomplete)) == (30, 0)
 
 
+def test_profile_completion_bonus_for_a_bulk_update_in_a_fixed_number_of_queries(
+    program, earning_settings, make_member
+):
+    """A bulk update (import) gives the bonus as member_update does, with the settings read
+    once and a number of queries that does not grow with the members (it ran one settings
+    query and one earn per member)."""
+    earning_settings(profile_completion_bonus=40, profile_completion_fields=["phone", "city"])
+    few = [make_member(city="Paris") for _ in range(5)]
+    many = [make_member(city="Paris") for _ in range(50)]
+    already = make_member(city="Paris", phone="+33600000001")  # complete: bonus given at creation
+    incomplete = make_member()  # no city: a new phone completes nothing
+    assert available(already) == 40
+
+    def update(members, offset):
+        rows = [
+            bulk.MemberInput(number=member.number, profile={"phone": f"+336{offset + n:08d}"})
+            for n, member in enumerate([*members, already, incomplete])
+        ]
+        with CaptureQueriesContext(connection) as queries:
+            results = bulk.members_upsert_many(
+                program=program, rows=rows, match="number", action="update", actor=SYSTEM
+            )
+        assert {result.outcome for result in results} == {"updated"}
+        return queries
+
+    counts = [update(few, 1000), update(many, 2000)]
+    settings_reads = [sum("points_earningsettings" in q["sql"] for q in queries) for queries in counts]
+    assert settings_reads == [1, 1]
+    assert len(counts[0]) == len(counts[1]), [len(queries) for queries in counts]
+    assert all(available(member) == 40 for member in [*few, *many, already])
+    assert available(incomplete) == 0
+    assert BonusAward.objects.filter(kind="profile").count() == 56
+    assert Event.objects.filter(type="points.earned", data__bonus__kind="profile").count() == 56
+    assert_ledger_consistent()
+
+
+def test_profile_completion_bonus_bulk_and_single_updates_give_the_same(
+    program, earning_settings, make_member
+):
+    """The list receiver gives what the single one gives: only when a configured field
+    changed and none is empty, once, and nothing when the bonus is off."""
+    earning_settings(profile_completion_bonus=20, profile_completion_fields=["phone"])
+    bulk_done, single_done, untouched = (make_member() for _ in range(3))
+    bulk_done.phone, single_done.phone = "+33611111111", "+33622222222"
+    bonuses.members_updated_bonuses(updates=[(bulk_done, ["phone"]), (untouched, ["city"])], actor=SYSTEM)
+    bonuses.member_updated_bonus(member=single_done, changed=["phone"], actor=SYSTEM)
+    bonuses.members_updated_bonuses(updates=[(bulk_done, ["phone"]), (single_done, ["phone"])], actor=SYSTEM)
+    assert [available(m) for m in (bulk_done, single_done, untouched)] == [20, 20, 0]
+    earning_settings(profile_completion_bonus=0)
+    untouched.phone = "+33633333333"
+    with CaptureQueriesContext(connection) as queries:
+        bonuses.members_updated_bonuses(updates=[(untouched, ["phone"])], actor=SYSTEM)
+    assert available(untouched) == 0 and len(queries) == 1
+    assert_ledger_consistent()
+
+
 # --- Birthdays -----------------------------------------------------------------------------
 
 
