@@ -22,9 +22,12 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 install: $(STAMP)
 
-# Demo server with DEBUG on. Without DATABASE_URL it uses the SQLite file db.sqlite3;
-# without CELERY_BROKER_URL Celery tasks run in-process.
+# Demo server with DEBUG on, on HOST:PORT (load_demo prints its URLs from DEMO_HOST and
+# DEMO_PORT). Without DATABASE_URL it uses the SQLite file db.sqlite3; without
+# CELERY_BROKER_URL Celery tasks run in-process.
 run: export DEBUG = true
+run: export DEMO_HOST = $(HOST)
+run: export DEMO_PORT = $(PORT)
 run: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py load_demo

@@ -68,6 +68,21 @@ DEMO_MEMBERS = [
     },
 ]
 DEMO_INTEGRATION = "Demo till and web shop"
+# Where the printed URLs point: `make run HOST=... PORT=...` passes its server address as
+# DEMO_HOST and DEMO_PORT. A server listening on every interface is reached locally.
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", "8000"
+_WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "::1"}
+
+
+def server_url() -> str:
+    """The demo server's base URL from DEMO_HOST and DEMO_PORT (default
+    http://127.0.0.1:8000)."""
+    host = os.environ.get("DEMO_HOST", "").strip() or DEFAULT_HOST
+    port = os.environ.get("DEMO_PORT", "").strip() or DEFAULT_PORT
+    host = _WILDCARD_HOSTS.get(host, host)
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address
+    return f"http://{host}:{port}"
 
 
 class Command(BaseCommand):
@@ -92,19 +107,20 @@ class Command(BaseCommand):
                 else None
             )
         admin_password = self._admin_user()
+        url = server_url()
 
         self.stdout.write(
             self.style.SUCCESS(f"Demo program '{program.code}' is ready ({created_members} members added).")
         )
         self.stdout.write(
-            "Admin: http://127.0.0.1:8000/admin/  user: admin  "
+            f"Admin: {url}/admin/  user: admin  "
             + (f"password: {admin_password}" if admin_password else "(existing user; password unchanged)")
         )
         self.stdout.write(f"API key: {key.key}")
         if client:
             self.stdout.write(f"Client ID: {client.client_id}")
             self.stdout.write(f"Client secret: {client.client_secret}")
-        self.stdout.write("API docs: http://127.0.0.1:8000/api/docs/")
+        self.stdout.write(f"API docs: {url}/api/docs/")
 
     def _app_demos(self, program, actor) -> None:
         """Each app may add demo data in ``<app>/demo.py``: ``load(program=, actor=)``,
