@@ -9,6 +9,7 @@ with a ``bonus`` member) but not qualifying activity for tiers.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from .errors import AlreadyReferredError, ReferralTooLateError, SelfReferralErro
 from .ledger_bulk import points_earn_many
 from .qualifying import lock_members
 
+logger = logging.getLogger(__name__)
 Kind = BonusAward.Kind
 MS = Member.Status
 # No 0/O or 1/I/L: codes are read aloud and typed from paper.
@@ -59,6 +61,14 @@ def _currency(settings_: EarningSettings) -> Currency:
     return settings_.bonus_currency or default_currency(program_id=settings_.program_id)
 
 
+def _may_credit(currency: Currency) -> bool:
+    # A deactivated bonus currency gives no bonus: the enrolment, update or purchase that
+    # would have earned it still goes through (one member or a bulk list alike).
+    if not currency.is_active:
+        logger.info("No bonus: the currency %s is inactive", currency.code)
+    return currency.is_active
+
+
 def _bonus_event(kind: str, key: str = "") -> dict[str, Any]:
     return {"bonus": {"kind": kind, "key": key}}
 
@@ -67,8 +77,10 @@ def award_bonus(
     *, member: Member, kind: str, points: int, currency: Currency, actor: Actor, key: str = ""
 ) -> BonusAward | None:
     """Give one bonus if this (member, kind, key) has none yet; None when it had one (or
-    ``points`` is 0)."""
-    if points <= 0 or BonusAward.objects.filter(member_id=member.pk, kind=kind, key=key).exists():
+    ``points`` is 0, or the currency is inactive)."""
+    if points <= 0 or not _may_credit(currency):
+        return None
+    if BonusAward.objects.filter(member_id=member.pk, kind=kind, key=key).exists():
         return None
     try:
         with transaction.atomic():
@@ -100,7 +112,7 @@ def _award_many(
     *, members: Sequence[Member], kind: str, points: int, currency: Currency, actor: Actor, key: str = ""
 ) -> int:
     """Give the bonus to each of ``members`` (new to it) in a fixed number of queries."""
-    if points <= 0 or not members:
+    if points <= 0 or not members or not _may_credit(currency):
         return 0
     txns = points_earn_many(
         credits=[(member, points) for member in members],

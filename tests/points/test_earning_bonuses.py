@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 
 from members import bulk
 from members import services as member_services
-from points import tasks
+from points import services, tasks
 from points.earning import bonuses
 from points.models import Account, BonusAward, Referral
 from webhooks.models import Event
@@ -45,6 +45,27 @@ def test_enrolment_bonus_once_per_new_member(earning_settings, make_member):
     bonuses.members_created_bonuses(members=[member], actor=SYSTEM)  # a hook run twice gives nothing
     assert available(member) == 100
     assert_ledger_consistent()
+
+
+def test_bonuses_in_an_inactive_currency_are_skipped_one_member_or_many(
+    program, earning_settings, make_member, make_currency
+):
+    stamps = make_currency("STAMPS")
+    earning_settings(
+        enrolment_bonus=10,
+        profile_completion_bonus=5,
+        profile_completion_fields=["phone"],
+        bonus_currency=stamps,
+    )
+    services.currency_update(currency=stamps, is_active=False, actor=SYSTEM)
+    # The enrolment and the updates go through; no bonus is given, alone or in bulk.
+    one = make_member()
+    many = [make_member() for _ in range(3)]
+    bonuses.members_created_bonuses(members=many, actor=SYSTEM)
+    member_services.member_update(member=one, actor=SYSTEM, phone="+33612345678")
+    bonuses.members_updated_bonuses(updates=[(m, ["phone"]) for m in many], actor=SYSTEM)
+    assert not BonusAward.objects.exists()
+    assert not Account.objects.filter(currency=stamps).exclude(available=0).exists()
 
 
 def test_enrolment_bonus_off_by_default(make_member):
