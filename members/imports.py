@@ -246,6 +246,7 @@ MEMBERS = ImportKind(
         "member_terminated",
         "card_number_taken",
         "number_mismatch",
+        "invalid_birth_date",
     ),
 )
 

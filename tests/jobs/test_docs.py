@@ -114,6 +114,8 @@ def test_docs_error_table_lists_the_codes_a_member_import_reports(import_and_run
     reported = {code for line in report(job) for code in line["error_codes"].split("|") if code}
     assert reported == {"invalid_birth_date"}
     assert reported - _error_code_table() == set()
+    # ... and the kind declares it, so /api/v1/imports/members/describe lists it too.
+    assert reported <= set(registry.import_kind("members").error_codes)
 
 
 def test_docs_name_every_code_each_import_kind_declares():
