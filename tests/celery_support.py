@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import redis
 from django.db import connection
+from kombu import pools as kombu_pools
 
 from membership_site.celery import app as celery_app
 
@@ -130,9 +131,11 @@ def wait_for(condition: Callable[[], object], timeout: float = 60, interval: flo
 
 def _reset_broker_connections() -> None:
     # The app caches connections to the broker it first used; drop them when it changes.
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
-        celery_app._pool = None
+    # kombu keeps its pools in global groups keyed by connection: closing the app's pool
+    # alone left the closed pool there, and the next eager task's producer ("Acquire on
+    # closed pool") failed. kombu.pools.reset closes every pool and empties the groups.
+    kombu_pools.reset()
+    celery_app._pool = None
     celery_app.amqp._producer_pool = None
 
 
