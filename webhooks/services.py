@@ -90,12 +90,16 @@ def _enqueue_dispatch(event_ids: list[int]) -> None:
 
     try:
         tasks.enqueue_dispatch(event_ids)
-    except Exception:
+    except Exception as error:
         # The events are committed; the sweeper dispatches them after its grace period.
-        logger.warning("Could not enqueue the dispatch of %d event(s); the sweeper will", len(event_ids))
+        # The error's class only: a broker error's text can carry its URL.
+        logger.warning(
+            "Could not enqueue the dispatch of %d event(s) (%s); the sweeper will",
+            len(event_ids),
+            type(error).__name__,
+        )
 
 
-@transaction.atomic
 def event_record_many(*, events: Iterable[EventInput | Mapping[str, Any]]) -> list[Event]:
     """Write many events in the caller's transaction with a fixed number of queries
     (bulk imports: one call per chunk). Per-member sequence numbers are given in the order
@@ -111,11 +115,16 @@ def event_record_many(*, events: Iterable[EventInput | Mapping[str, Any]]) -> li
         if catalog.get(event.type) is None:
             raise ValueError(f"Event type '{event.type}' is not in the catalog (webhooks.catalog.register).")
     now = timezone.now()
-    if connection.vendor == "postgresql":
-        created = _insert_events_postgresql(inputs, now)
-    else:
-        created = _insert_events_portable(inputs, now)
-    transaction.on_commit(partial(_enqueue_dispatch, [event.pk for event in created]), robust=True)
+    # No savepoint of its own (the checks above come first, so only a database error can
+    # fail inside): a change never commits without its event, so a failed event write
+    # fails the caller's transaction anyway, and every change that emits an event saves
+    # two round trips.
+    with transaction.atomic(savepoint=False):
+        if connection.vendor == "postgresql":
+            created = _insert_events_postgresql(inputs, now)
+        else:
+            created = _insert_events_portable(inputs, now)
+        transaction.on_commit(partial(_enqueue_dispatch, [event.pk for event in created]), robust=True)
     return created
 
 
