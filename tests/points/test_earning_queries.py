@@ -13,9 +13,10 @@ from .conftest import SYSTEM, line
 
 pytestmark = pytest.mark.django_db
 
-# Measured: a purchase is 49 queries, a third of them savepoints (member facts, locks, rules,
-# the ledger posting, tier activity, events); the bound leaves room for small changes only.
-MAX_PURCHASE_QUERIES = 55
+# Measured: a purchase is 45 queries, about a third of them savepoints (member facts, locks,
+# rules, the ledger posting, tier activity, events); the bound leaves room for small changes
+# only.
+MAX_PURCHASE_QUERIES = 50
 MAX_QUOTE_QUERIES = 12
 
 
