@@ -392,9 +392,7 @@ def main() -> int:
     for name in ("ceiling_healthz", "ceiling_balances"):
         ceiling = results["scenarios"][name]["per_second"] / results["pgbench"]["tps"]
         results[f"ratio_{name}_per_pgbench_tps"] = round(ceiling, 3)
-        print(
-            f"Ceiling {name.removeprefix('ceiling_')}: {ceiling:.3f} of pgbench (no earn can beat it)"
-        )
+        print(f"Ceiling {name.removeprefix('ceiling_')}: {ceiling:.3f} of pgbench (no earn can beat it)")
     print(f"Queries per request: earn {results['queries']['earn']}, redeem {results['queries']['redeem']}")
     print(
         f"One earn at a time (in-process): {results['sequential_earn']['wall_ms']} ms wall, "
