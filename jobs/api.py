@@ -21,6 +21,7 @@ from rest_framework import exceptions, status
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 
+from membership_site.api.filters import IsoDateTimeFilter
 from membership_site.api.views import ApiGenericView, ApiView
 
 from . import engine, files, selectors, services
@@ -191,8 +192,8 @@ class JobFilter(filters.FilterSet):
     operation = filters.ChoiceFilter(choices=Job.Operation.choices)
     kind = filters.CharFilter()
     status = filters.ChoiceFilter(choices=Job.Status.choices)
-    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Job

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import django_filters
 
+from membership_site.api.filters import IsoDateTimeFilter
 from membership_site.errors import DomainError
 
 from .models import Member
@@ -18,9 +19,9 @@ class MemberFilter(django_filters.FilterSet):
     card = django_filters.CharFilter(method="filter_card", help_text="Any card number, also replaced ones.")
     number = django_filters.CharFilter(field_name="number")
     external_ref = django_filters.CharFilter(field_name="external_ref")
-    joined_after = django_filters.IsoDateTimeFilter(field_name="joined_at", lookup_expr="gte")
-    joined_before = django_filters.IsoDateTimeFilter(field_name="joined_at", lookup_expr="lt")
-    updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    joined_after = IsoDateTimeFilter(field_name="joined_at", lookup_expr="gte")
+    joined_before = IsoDateTimeFilter(field_name="joined_at", lookup_expr="lt")
+    updated_since = IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
     class Meta:
         model = Member

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import django_filters
 
+from membership_site.api.filters import IsoDateTimeFilter
+
 from .models import Transaction
 
 
@@ -13,10 +15,10 @@ class TransactionFilter(django_filters.FilterSet):
     )
     currency = django_filters.CharFilter(method="filter_currency", help_text="Currency code.")
     reference = django_filters.CharFilter(field_name="reference")
-    occurred_after = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
-    occurred_before = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
-    recorded_after = django_filters.IsoDateTimeFilter(field_name="recorded_at", lookup_expr="gte")
-    recorded_before = django_filters.IsoDateTimeFilter(field_name="recorded_at", lookup_expr="lt")
+    occurred_after = IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    occurred_before = IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+    recorded_after = IsoDateTimeFilter(field_name="recorded_at", lookup_expr="gte")
+    recorded_before = IsoDateTimeFilter(field_name="recorded_at", lookup_expr="lt")
 
     class Meta:
         model = Transaction

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import django_filters
 
+from membership_site.api.filters import IsoDateTimeFilter
+
 from .models import Redemption, Reward, Voucher
 
 
@@ -28,8 +30,8 @@ class RedemptionFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=Redemption.Status.choices)
     reward = django_filters.CharFilter(field_name="reward__code", help_text="Reward code.")
     reference = django_filters.CharFilter()
-    redeemed_after = django_filters.IsoDateTimeFilter(field_name="redeemed_at", lookup_expr="gte")
-    redeemed_before = django_filters.IsoDateTimeFilter(field_name="redeemed_at", lookup_expr="lt")
+    redeemed_after = IsoDateTimeFilter(field_name="redeemed_at", lookup_expr="gte")
+    redeemed_before = IsoDateTimeFilter(field_name="redeemed_at", lookup_expr="lt")
 
     class Meta:
         model = Redemption

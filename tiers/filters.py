@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import django_filters
 
+from membership_site.api.filters import IsoDateTimeFilter
+
 from .models import Tier, TierActivity, TierChange
 
 
@@ -18,8 +20,8 @@ class TierFilter(django_filters.FilterSet):
 
 class TierChangeFilter(django_filters.FilterSet):
     reason = django_filters.ChoiceFilter(choices=TierChange.Reason.choices)
-    at_after = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
-    at_before = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
+    at_after = IsoDateTimeFilter(field_name="at", lookup_expr="gte")
+    at_before = IsoDateTimeFilter(field_name="at", lookup_expr="lt")
 
     class Meta:
         model = TierChange

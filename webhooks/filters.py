@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import django_filters
 
+from membership_site.api.filters import IsoDateTimeFilter
+
 from .models import Delivery, WebhookEndpoint
 
 
@@ -20,8 +22,8 @@ class DeliveryFilter(django_filters.FilterSet):
         field_name="state", choices=Delivery.State.choices, help_text="Repeat to give several."
     )
     event_type = django_filters.CharFilter(field_name="event__type")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Delivery

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import django_filters
 
+from membership_site.api.filters import IsoDateTimeFilter
+
 from ..models import Campaign, EarningRule, Purchase, Refund, RuleBase
 
 
@@ -11,10 +13,10 @@ class PurchaseFilter(django_filters.FilterSet):
     member = django_filters.NumberFilter(field_name="member_id", help_text="Member id.")
     reference = django_filters.CharFilter()
     location = django_filters.CharFilter(field_name="location__code", help_text="Location code.")
-    occurred_after = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
-    occurred_before = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
-    recorded_after = django_filters.IsoDateTimeFilter(field_name="recorded_at", lookup_expr="gte")
-    recorded_before = django_filters.IsoDateTimeFilter(field_name="recorded_at", lookup_expr="lt")
+    occurred_after = IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    occurred_before = IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+    recorded_after = IsoDateTimeFilter(field_name="recorded_at", lookup_expr="gte")
+    recorded_before = IsoDateTimeFilter(field_name="recorded_at", lookup_expr="lt")
     fully_refunded = django_filters.BooleanFilter()
 
     class Meta:
@@ -23,8 +25,8 @@ class PurchaseFilter(django_filters.FilterSet):
 
 
 class RefundFilter(django_filters.FilterSet):
-    occurred_after = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
-    occurred_before = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+    occurred_after = IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    occurred_before = IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
 
     class Meta:
         model = Refund
