@@ -159,6 +159,20 @@ class RewardUpdateSerializer(StrictSerializer):
         min_value=1, max_value=MAX_POINTS, allow_null=True, required=False
     )
 
+    def validate_costs(self, value: list[dict]) -> list[dict]:
+        # A PATCH is partial at the top level only: a replaced cost still needs both fields
+        # (DRF lets nested items of a partial serializer skip required fields).
+        errors = {
+            str(index): {
+                name: ["This field is required."] for name in ("currency", "points") if name not in item
+            }
+            for index, item in enumerate(value)
+            if not {"currency", "points"} <= item.keys()
+        }
+        if errors:
+            raise serializers.ValidationError(errors, code="required")
+        return value
+
 
 class RewardCreateSerializer(RewardUpdateSerializer):
     code = serializers.SlugField(max_length=50)

@@ -81,6 +81,21 @@ def test_reward_patch_errors(rewards_api, make_reward):
     assert rewards_api.patch("/api/v1/rewards/nope", {"stock": 1}, format="json").status_code == 404
 
 
+@pytest.mark.parametrize("cost", [{"points": 1}, {"currency": "PTS"}, {}])
+def test_reward_patch_cost_missing_a_field_is_400(rewards_api, make_reward, cost):
+    reward = make_reward()
+    response = rewards_api.patch("/api/v1/rewards/coffee-5", {"costs": [cost]}, format="json")
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert body["code"] == "validation_error"
+    missing = sorted({"currency", "points"} - cost.keys())
+    assert body["errors"] == [
+        {"field": f"costs.0.{name}", "code": "required", "message": "This field is required."}
+        for name in missing
+    ]
+    assert [(c.currency.code, c.points) for c in reward.costs.all()] == [("PTS", 500)]  # nothing changed
+
+
 def test_voucher_cancel_needs_a_reason_and_pay_replays_idempotency_key(rewards_api, world, pts):
     from decimal import Decimal
 
