@@ -107,6 +107,11 @@ ROW_ERROR_CODES: dict[str, str] = {
     "tier_code_taken": "Another tier of the program has this code.",
     "tier_rank_taken": "Another tier of the program has this rank.",
     "default_tier_required": "The program must keep a default tier.",
+    "unknown_eligible_tier": "An eligible tier code does not exist in the program.",
+    "unknown_eligible_label": "An eligible label code does not exist in the program.",
+    "unknown_location": "A location code does not exist in the program.",
+    "invalid_reward": "The reward definition breaks a rule (the field says which).",
+    "reward_code_taken": "Another reward of the program has this code.",
 }
 
 

@@ -127,3 +127,14 @@ def test_docs_name_every_code_each_import_kind_declares():
         if f"`{code}`" not in text
     ]
     assert undocumented == []
+
+
+def test_every_code_an_import_kind_declares_has_a_description():
+    # /api/v1/imports/{kind}/describe shows these next to each code.
+    missing = [
+        f"{kind.name}: {code}"
+        for kind in registry.import_kinds()
+        for code in kind.error_codes
+        if not registry.ROW_ERROR_CODES.get(code)
+    ]
+    assert missing == []
