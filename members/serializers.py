@@ -26,7 +26,9 @@ class ConsentSerializer(StrictSerializer):
 
 
 class CardSerializer(serializers.ModelSerializer):
-    replaced_by = serializers.CharField(source="replaced_by.number", read_only=True, default=None)
+    replaced_by = serializers.CharField(
+        source="replaced_by.number", read_only=True, allow_null=True, default=None
+    )
 
     class Meta:
         model = Card

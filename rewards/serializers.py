@@ -60,6 +60,17 @@ class RewardSerializer(serializers.ModelSerializer):
     voucher_amount = MoneyField(allow_null=True)
     voucher_min_spend = MoneyField(allow_null=True)
     target_currency = serializers.CharField(source="target_currency.code", allow_null=True, default=None)
+    # Declared so the schema admits the empty value these blank=True columns hold (DRF drops
+    # allow_blank from read-only model fields; a typed client would reject "").
+    image_url = serializers.CharField(
+        read_only=True, help_text="Picture shown to members (hosted on your CDN or shop). Empty: none."
+    )
+    limit_period = serializers.ChoiceField(
+        choices=Reward.Period.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="Periods are in the program's time zone. Empty: no per-period limit.",
+    )
 
     class Meta:
         model = Reward
