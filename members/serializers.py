@@ -93,7 +93,7 @@ class MemberWriteSerializer(StrictSerializer):
     last_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
     birth_date = serializers.DateField(required=False, allow_null=True)
     language = serializers.RegexField(
-        r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", required=False, allow_blank=True
+        r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=16, required=False, allow_blank=True
     )
     address = AddressSerializer(required=False)
     preferences = serializers.DictField(required=False)

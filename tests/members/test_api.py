@@ -93,6 +93,7 @@ def test_member_create_rejects_unknown_fields(api):
         ({"birth_date": "2999-01-01"}, "birth_date", "invalid_birth_date"),
         ({"birth_date": "1899-12-31"}, "birth_date", "invalid_birth_date"),
         ({"language": "not a language"}, "language", "invalid"),
+        ({"language": "bei-dia-x5-PVc-wJr6CnT"}, "language", "max_length"),  # was a 500 (column is 16)
         ({"address": {"country": "FRA"}}, "address.country", "invalid"),
         ({"consents": [{"purpose": "fax", "granted": True}]}, "consents.0.purpose", "invalid_choice"),
         ({"labels": ["nope"]}, "labels", "unknown_label"),
@@ -107,6 +108,16 @@ def test_member_create_validation_errors_name_the_field(api, payload, field, cod
     ]
     assert not Member.objects.exists()
     assert not Event.objects.exists()
+
+
+def test_member_update_language_longer_than_the_column_is_400(api, member):
+    response = api.patch(
+        f"/api/v1/members/{member.pk}", {"language": "bei-dia-x5-PVc-wJr6CnT"}, format="json"
+    )
+    assert response.status_code == 400, response.content
+    assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [("language", "max_length")]
+    member.refresh_from_db()
+    assert member.language == ""
 
 
 @pytest.mark.parametrize(
