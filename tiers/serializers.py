@@ -16,6 +16,11 @@ from programs.currencies import money_quantum
 from .models import Tier, TierActivity, TierChange
 from .services import MAX_EARN_MULTIPLIER, MAX_GRACE_MONTHS, MAX_WINDOW_MONTHS
 
+# The columns' ranges (points: the ledger's ceiling, as points.services.MAX_POINTS; visits: a
+# PositiveIntegerField), so a larger number is a 400 rather than a database error.
+MAX_THRESHOLD_POINTS = 10**12
+MAX_THRESHOLD_VISITS = 2**31 - 1
+
 
 class MoneyField(serializers.DecimalField):
     """A program-money amount: rendered with the currency's decimals (``context["currency"]``)."""
@@ -80,11 +85,19 @@ class TierUpdateSerializer(StrictSerializer):
     )
     qualify_mode = serializers.ChoiceField(choices=Tier.Mode.choices, default=Tier.Mode.ANY)
     qualify_spend = _money_input(min_value=Decimal("0.001"))
-    qualify_points = serializers.IntegerField(required=False, allow_null=True, min_value=1)
-    qualify_visits = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    qualify_points = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=MAX_THRESHOLD_POINTS
+    )
+    qualify_visits = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=MAX_THRESHOLD_VISITS
+    )
     retain_spend = _money_input(min_value=Decimal("0"))
-    retain_points = serializers.IntegerField(required=False, allow_null=True, min_value=0)
-    retain_visits = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    retain_points = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=MAX_THRESHOLD_POINTS
+    )
+    retain_visits = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=MAX_THRESHOLD_VISITS
+    )
     window_kind = serializers.ChoiceField(choices=Tier.Window.choices, default=Tier.Window.ROLLING_MONTHS)
     window_months = serializers.IntegerField(min_value=1, max_value=MAX_WINDOW_MONTHS, default=12)
     grace_months = serializers.IntegerField(min_value=0, max_value=MAX_GRACE_MONTHS, default=0)

@@ -119,6 +119,16 @@ def test_tier_update_changes_only_what_is_sent(api, ladder):
     assert api.patch("/api/v1/tiers/gold", {"code": "au"}).status_code == 400
 
 
+@pytest.mark.parametrize("field", ["qualify_points", "qualify_visits", "retain_points", "retain_visits"])
+def test_tier_update_threshold_beyond_the_column_is_400(api, ladder, field):
+    # 10**30 overflowed the column: a DataError 500 before the serializer had a ceiling.
+    for value in (10**30, 2**63):
+        response = api.patch("/api/v1/tiers/gold", {field: value}, format="json")
+        assert response.status_code == 400, response.content
+        assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [(field, "max_value")]
+    assert getattr(Tier.objects.get(code="gold"), field) == getattr(ladder["gold"], field)
+
+
 def test_tier_update_moves_the_default_and_refuses_to_drop_it(api, ladder):
     refused = api.patch("/api/v1/tiers/bronze", {"is_default": False})
     assert refused.status_code == 409
