@@ -18,10 +18,11 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from membership_site.api.filters import IsoDateTimeFilter
+from membership_site.api.parsers import ApiJSONParser
 from membership_site.api.views import ApiGenericView, ApiView
 
 from . import engine, files, selectors, services
@@ -103,7 +104,7 @@ class ImportTemplateApi(_CsvDownloadMixin, ApiView):
 
 class ImportCreateApi(ApiView):
     scope_area = "jobs"
-    parser_classes = [MultiPartParser, JSONParser]
+    parser_classes = [MultiPartParser, ApiJSONParser]
 
     @extend_schema(
         summary="Start an import",

@@ -176,7 +176,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["membership_site.api.permissions.HasScope"],
     "DEFAULT_THROTTLE_CLASSES": ["membership_site.api.throttling.IntegrationRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["membership_site.api.parsers.ApiJSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "membership_site.api.pagination.ApiCursorPagination",
     "DEFAULT_SCHEMA_CLASS": "membership_site.api.schema.ApiAutoSchema",

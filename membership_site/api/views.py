@@ -16,6 +16,7 @@ from rest_framework.viewsets import GenericViewSet
 from membership_site.actors import Actor
 
 from . import idempotency
+from .parsers import raise_for_invalid_url_text
 
 
 class _ServerError(Exception):
@@ -34,6 +35,11 @@ class ApiDispatchMixin:
     @property
     def actor(self) -> Actor:
         return self.request.auth.actor
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        # Text PostgreSQL cannot store never reaches a query (see parsers).
+        raise_for_invalid_url_text(request, kwargs)
 
     def _call_handler(self, request, *args, **kwargs):
         method = request.method.lower()

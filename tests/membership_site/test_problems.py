@@ -49,6 +49,58 @@ def test_non_object_json_is_400_problem(api):
     assert body["errors"][0]["field"] is None
 
 
+def test_deeply_nested_json_is_400_problem(api):
+    # json.loads raised RecursionError, which DRF does not treat as a parse error (a 500).
+    response = api.post("/api/v1/members", "[" * 5000 + "]" * 5000, content_type="application/json")
+    _problem(response, 400, "malformed_body")
+    assert not Member.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "message"),
+    [
+        # PostgreSQL text and JSONB cannot hold NUL: these were DataError 500s.
+        ('{"first_name": "a\\u0000b"}', "first_name", "The text contains a NUL character (\\u0000)."),
+        ('{"preferences": {"\\u0000": 1}}', "preferences", "A key contains a NUL character (\\u0000)."),
+        ('{"preferences": {"a": ["x", "\\u0000"]}}', "preferences.a.1", "The text contains a NUL"),
+        # A lone surrogate cannot be encoded: the error message quoting it failed to render.
+        ('{"status": "\\ud800"}', "status", "The text contains a lone surrogate"),
+        ('{"\\udfff": 1}', None, "A key contains a lone surrogate"),
+        (
+            '{"consents": [{"purpose": "\\ud800"}]}',
+            "consents.0.purpose",
+            "The text contains a lone surrogate",
+        ),
+    ],
+)
+def test_text_postgresql_cannot_store_is_400_problem(api, raw, field, message):
+    body = _problem(
+        api.post("/api/v1/members", raw, content_type="application/json"), 400, "validation_error"
+    )
+    assert len(body["errors"]) == 1
+    error = body["errors"][0]
+    assert (error["field"], error["code"]) == (field, "invalid_characters")
+    assert error["message"].startswith(message)
+    assert not Member.objects.exists()
+
+
+def test_surrogate_pairs_are_ordinary_text(api):
+    response = api.post(
+        "/api/v1/members", '{"first_name": "Ana \\ud83d\\ude00"}', content_type="application/json"
+    )
+    assert response.status_code == 201, response.content
+    assert Member.objects.get().first_name == "Ana \U0001f600"
+
+
+def test_nul_in_query_or_path_parameter_is_a_problem(api, member):
+    body = _problem(api.get("/api/v1/members?external_ref=a%00b"), 400, "validation_error")
+    assert [(e["field"], e["code"]) for e in body["errors"]] == [("external_ref", "invalid_characters")]
+    body = _problem(api.get("/api/v1/members?a%00=1"), 400, "validation_error")
+    assert [(e["field"], e["code"]) for e in body["errors"]] == [(None, "invalid_characters")]
+    _problem(api.get("/api/v1/labels/a%00b"), 404, "not_found")
+    _problem(api.delete(f"/api/v1/members/{member.pk}/labels/a%00b"), 404, "not_found")
+
+
 def test_oversized_body_is_413_problem(api, settings):
     settings.API_MAX_BODY_BYTES = 100
     response = api.post(
