@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import connection, models
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 
@@ -26,10 +29,50 @@ class ApiCursorPagination(CursorPagination):
         return super().get_ordering(request, queryset, view)
 
     def paginate_queryset(self, queryset, request, view=None):
+        self._model = queryset.model
         try:
             return super().paginate_queryset(queryset, request, view)
         except NotFound as exc:
             raise ValidationError({"cursor": [exc.detail]}) from None
+
+    def decode_cursor(self, request):
+        # DRF checks the cursor's offset but puts its position into the query as it comes:
+        # a forged one ("x" for an id, a NUL, 10**50) failed in the database (a 500).
+        cursor = super().decode_cursor(request)
+        if cursor is not None and cursor.position is not None and not self._comparable(cursor.position):
+            raise NotFound(self.invalid_cursor_message)
+        return cursor
+
+    def _comparable(self, position: str) -> bool:
+        """Whether the ordering column can be compared with the cursor's position."""
+        if "\x00" in position:
+            return False
+        field = self._ordering_field()
+        if field is None:
+            return True
+        try:
+            value = field.to_python(position)
+        except (DjangoValidationError, ValueError, TypeError, OverflowError):
+            return False
+        if isinstance(field, models.IntegerField):
+            low, high = connection.ops.integer_field_range(field.get_internal_type())
+            return (low is None or value >= low) and (high is None or value <= high)
+        return True
+
+    def _ordering_field(self) -> models.Field | None:
+        """The model field of the first ordering key (None for an annotation)."""
+        model, field = self._model, None
+        for part in self.ordering[0].lstrip("-").split("__"):
+            if model is None:
+                return None
+            try:
+                field = model._meta.get_field(part)
+            except FieldDoesNotExist:
+                return None
+            model = field.related_model
+        if field is not None and field.is_relation:
+            field = field.target_field
+        return field
 
 
 class AscendingCursorPagination(ApiCursorPagination):
