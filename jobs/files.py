@@ -26,6 +26,8 @@ from typing import IO, Any
 
 from django.conf import settings
 
+from membership_site.api.parsers import text_problem
+
 from .errors import FileUnreadableError
 from .registry import ImportRow
 
@@ -101,6 +103,15 @@ def _cell(value: Any) -> str:
     return str(value).strip()
 
 
+def _check_text(texts: list[str]) -> None:
+    """A cell PostgreSQL cannot store (a NUL, a lone surrogate from a JSON escape) makes
+    its row unreadable, instead of failing the whole job in the database."""
+    for text in texts:
+        problem = text_problem(text)
+        if problem:
+            raise ValueError(f"a cell {problem}")
+
+
 @dataclass(frozen=True)
 class Header:
     columns: tuple[str, ...]
@@ -161,9 +172,9 @@ class RowReader:
         if self.format == JSON:
             for number, record in enumerate(self._json_records(), start=1):
                 try:
-                    yield ImportRow(
-                        number, {str(key).strip().lower(): _cell(value) for key, value in record.items()}
-                    )
+                    cells = {str(key).strip().lower(): _cell(value) for key, value in record.items()}
+                    _check_text([*cells, *cells.values()])
+                    yield ImportRow(number, cells)
                 except ValueError as error:
                     yield number, f"Row {number}: {error}."
             return
@@ -183,6 +194,11 @@ class RowReader:
                             number,
                             f"Row {number} has {len(values)} cells; the header has {len(header.columns)}.",
                         )
+                        continue
+                    try:
+                        _check_text(values)
+                    except ValueError as error:
+                        yield number, f"Row {number}: {error}."
                         continue
                     yield ImportRow(
                         number,

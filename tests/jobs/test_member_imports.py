@@ -378,6 +378,25 @@ def test_members_import_json_array(import_and_run, program, vip):
     assert Member.objects.get(number="1000001").labels.get().code == "vip"
 
 
+def test_members_import_row_with_text_postgresql_cannot_store_fails_alone(import_and_run, program):
+    # A NUL in a CSV cell (or a lone surrogate / NUL escape in JSON) failed the whole job with
+    # internal_error when COPY reached the database; now only its row fails.
+    csv_data = b"number,email,first_name\n1000001,ana@example.com,A\x00na\n1000002,bob@example.com,Bob\n"
+    job = import_and_run("members", csv_data)
+    assert outcomes(job) == [(1, "failed", "bad_format"), (2, "created", "")]
+    assert report(job)[0]["error_messages"] == "Row 1: a cell contains a NUL character (\\u0000)."
+    json_data = (
+        b'[{"number": "1000003", "first_name": "C\\ud800"}, {"number": "1000004", "email": "a\\u0000@x.io"},'
+        b' {"number": "1000005", "first_name": "Eve"}]'
+    )
+    job = import_and_run("members", json_data)
+    assert outcomes(job) == [(1, "failed", "bad_format"), (2, "failed", "bad_format"), (3, "created", "")]
+    assert sorted(Member.objects.filter(program=program).values_list("number", flat=True)) == [
+        "1000002",
+        "1000005",
+    ]
+
+
 def test_job_cancel_of_a_queued_job_is_immediate(start_import, run_job, program, system_actor):
     job = start_import("members", csv_bytes(GOOD))
     job = services.job_cancel(job=job, actor=system_actor)
