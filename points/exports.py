@@ -61,6 +61,8 @@ class TransactionsExportParams(_CurrencyParams):
     def validate(self, data):
         if data["to"] < data["from"]:
             raise serializers.ValidationError({"to": ["'to' is before 'from'."]}, code="invalid")
+        if data["to"] >= date.max:  # the range ends at midnight after 'to' (day_range)
+            raise serializers.ValidationError({"to": ["'to' is before 9999-12-31."]}, code="invalid")
         return data
 
 

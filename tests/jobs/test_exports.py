@@ -16,7 +16,7 @@ from jobs import files
 from jobs import services as job_services
 from jobs.models import Job
 from points import services as points_services
-from points.models import Account
+from points.models import Account, Transaction
 from tests.jobs.conftest import csv_bytes
 
 
@@ -225,6 +225,7 @@ def test_export_api_transactions_end_to_end(api, ledger, run_on_commit):
         ({}, {("from", "required"), ("to", "required")}),
         ({"from": "2025-03-02", "to": "2025-03-01"}, {("to", "invalid")}),
         ({"from": "2025-03-32", "to": "2025-04-01"}, {("from", "invalid")}),
+        ({"from": "2025-03-01", "to": "9999-12-31"}, {("to", "invalid")}),  # the job failed on it
         ({"from": "2025-03-01", "to": "2025-03-02", "currency": "MILES"}, {("currency", "unknown_currency")}),
         ({"from": "2025-03-01", "to": "2025-03-02", "kind": "gift"}, {("kind", "invalid_choice")}),
         ({"from": "2025-03-01", "to": "2025-03-02", "since": "x"}, {("since", "unknown_field")}),
@@ -406,3 +407,11 @@ def test_members_export_streams_pages_to_the_file(program, system_actor, run_job
         q for q in queries.captured_queries if 'FROM "members_member"' in q["sql"] and "LIMIT" in q["sql"]
     ]
     assert len(pages) == 4  # 10 + 10 + 5 rows, and the empty page that ends it
+
+
+def test_transactions_export_widest_range_runs(program, ledger, system_actor, run_job):
+    job = _export(
+        program, system_actor, run_job, "transactions", **{"from": "0001-01-01", "to": "9999-12-30"}
+    )
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert len(_csv_rows(job)) == Transaction.objects.filter(program=program).count() > 0
