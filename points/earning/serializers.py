@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from membership_site.api.serializers import StrictSerializer
@@ -136,6 +137,14 @@ def _codes() -> serializers.ListField:
     return serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=1000)
 
 
+@extend_schema_field(
+    {"type": "string", "pattern": r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?$", "example": "18:30:00"}
+)
+class LocalTimeField(serializers.TimeField):
+    """A wall-clock time of day in the program's time zone, without a UTC offset (the
+    schema's ``format: time`` would demand one, and a validating client rejects ours)."""
+
+
 class RuleUpdateSerializer(StrictSerializer):
     """An earning rule's fields; in a PATCH only those sent change."""
 
@@ -161,8 +170,8 @@ class RuleUpdateSerializer(StrictSerializer):
     stacking = serializers.ChoiceField(choices=RuleBase.Stacking.choices, default=RuleBase.Stacking.ADD)
     starts_on = serializers.DateField(required=False, allow_null=True)
     ends_on = serializers.DateField(required=False, allow_null=True)
-    hours_from = serializers.TimeField(required=False, allow_null=True)
-    hours_to = serializers.TimeField(required=False, allow_null=True)
+    hours_from = LocalTimeField(required=False, allow_null=True)
+    hours_to = LocalTimeField(required=False, allow_null=True)
     weekdays = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=7), required=False, max_length=7
     )
@@ -513,6 +522,14 @@ _RULE_FIELDS = [
 
 class RuleSerializer(serializers.ModelSerializer):
     currency = serializers.CharField(source="currency.code")
+    hours_from = LocalTimeField(
+        read_only=True, allow_null=True, help_text="From this time of day (program time)."
+    )
+    hours_to = LocalTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text="Until this time (excluded); before hours_from: past midnight.",
+    )
     points_issued = serializers.SerializerMethodField(help_text="Points awarded so far.")
 
     class Meta:

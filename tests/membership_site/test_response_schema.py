@@ -1,5 +1,6 @@
 """Responses match the OpenAPI schema the API serves (what a generated client relies on)."""
 
+import re
 from decimal import Decimal
 from urllib.parse import urlsplit
 
@@ -17,6 +18,13 @@ pytestmark = pytest.mark.django_db
 # jsonschema checks "uri" only with an optional package; an absolute URI has a scheme.
 FORMATS = jsonschema.FormatChecker()
 FORMATS.checks("uri")(lambda value: not isinstance(value, str) or bool(urlsplit(value).scheme))
+# ... and "time" (RFC 3339 full-time: with an offset) only with another.
+FORMATS.checks("time")(
+    lambda value: (
+        not isinstance(value, str)
+        or bool(re.fullmatch(r"\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", value))
+    )
+)
 
 
 def _openapi_to_jsonschema(node):
@@ -73,3 +81,15 @@ def test_reward_without_image_or_period_matches_schema(api, program, member):
     listed = api.get(f"/api/v1/members/{member.pk}/rewards?include_unavailable=true").json()
     assert [row["code"] for row in listed["results"]] == ["coffee-5"]
     assert_matches(api, "MemberReward", listed["results"][0])
+
+
+def test_earning_rule_and_campaign_hours_match_schema(api):
+    # Program-local wall-clock times: no offset, which format "time" would demand.
+    body = {"code": "evening", "name": "Evening", "value": "2", "hours_from": "18:30", "hours_to": "00:00"}
+    rule = api.post("/api/v1/earning-rules", body, format="json")
+    assert rule.status_code == 201, rule.content
+    assert (rule.json()["hours_from"], rule.json()["hours_to"]) == ("18:30:00", "00:00:00")
+    assert_matches(api, "Rule", rule.json())
+    campaign = api.post("/api/v1/campaigns", body, format="json")
+    assert campaign.status_code == 201, campaign.content
+    assert_matches(api, "Campaign", campaign.json())
