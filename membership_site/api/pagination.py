@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -19,6 +21,25 @@ class ApiCursorPagination(CursorPagination):
     @property
     def max_page_size(self) -> int:  # read at request time so tests can change the setting
         return settings.API_PAGE_SIZE_MAX
+
+    def get_page_size(self, request) -> int:
+        """``limit`` from 1 up; above the cap it is capped. DRF silently ignored a bad one
+        (0, -1, "abc" gave the default page), unlike the event stream's 400."""
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None or raw == "":
+            return self.page_size
+        if not re.fullmatch(r"[0-9]+", raw) or int(raw) < 1:
+            cap = self.max_page_size
+            message = f"A whole number from 1 to {cap} (a larger one means {cap})."
+            raise ValidationError({self.page_size_query_param: [message]}, code="invalid")
+        return min(int(raw), self.max_page_size)
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"]["minimum"] = 1
+        return parameters
 
     def get_ordering(self, request, queryset, view):
         """``view.pagination_ordering`` (a field name or tuple of names, unique together)

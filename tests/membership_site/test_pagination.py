@@ -48,3 +48,21 @@ def test_cursor_links_still_page_through_everything(api, make_member):
     assert seen == sorted(made, reverse=True)
     back = api.get(api.get("/api/v1/members?limit=2").json()["next"]).json()["previous"]
     assert [row["id"] for row in api.get(back).json()["results"]] == sorted(made, reverse=True)[:2]
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "abc", "1.5", "%20", "%D9%A1"])
+def test_bad_page_size_is_400(api, member, limit):
+    # DRF ignored these and answered the default page.
+    response = api.get(f"/api/v1/members?limit={limit}")
+    assert response.status_code == 400, response.content
+    assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [("limit", "invalid")]
+
+
+def test_page_size_above_the_cap_is_the_cap(api, make_member, settings):
+    settings.API_PAGE_SIZE_MAX = 2
+    for _ in range(3):
+        make_member()
+    for limit in ("2", "3", "1" + "0" * 30):
+        assert len(api.get(f"/api/v1/members?limit={limit}").json()["results"]) == 2
+    assert len(api.get("/api/v1/members?limit=1").json()["results"]) == 1
+    assert len(api.get("/api/v1/members?limit=").json()["results"]) == 3  # empty: the default (50)
