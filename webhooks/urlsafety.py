@@ -40,9 +40,10 @@ def parse_url(url: str, *, require_https: bool = True) -> httpx.URL:
     ``WEBHOOKS_REQUIRE_HTTPS`` setting say so."""
     try:
         parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError) as error:
+        host = parsed.host  # decodes IDNA labels: a bad "xn--" label raises idna.IDNAError
+    except (httpx.InvalidURL, TypeError, UnicodeError) as error:
         raise InvalidWebhookUrlError(f"'{url}' is not a valid URL ({error}).", field="url") from None
-    if parsed.scheme not in ("http", "https") or not parsed.host:
+    if parsed.scheme not in ("http", "https") or not host:
         raise InvalidWebhookUrlError("The URL must start with https:// and name a host.", field="url")
     if parsed.scheme != "https" and require_https and settings.WEBHOOKS_REQUIRE_HTTPS:
         raise InvalidWebhookUrlError("Webhook URLs must use https.", field="url")

@@ -58,6 +58,9 @@ def test_endpoint_create_replays_with_the_same_idempotency_key(api, receiver):
         ({}, "url", "required"),
         ({"url": "not a url"}, "url", "invalid_webhook_url"),
         ({"url": "ftp://example.com/x"}, "url", "invalid_webhook_url"),
+        # Malformed punycode labels: idna.IDNAError escaped as a 500.
+        ({"url": "https://xn--/"}, "url", "invalid_webhook_url"),
+        ({"url": "https://xn--ls8h.la/"}, "url", "invalid_webhook_url"),
         (
             {"url": "https://example.com/x", "event_types": ["member.nope"]},
             "event_types",
