@@ -576,14 +576,14 @@ def _existing(program: Program, match: str, keys: set[str]) -> list[Member]:
         return []
     if connection.vendor != "postgresql":
         return list(
-            Member.objects.select_for_update()
+            Member.objects.select_for_update(no_key=True)
             .filter(program=program, **{f"{match}__in": keys})
             .order_by("pk")
         )
     return list(
         Member.objects.raw(
             f"SELECT * FROM {Member._meta.db_table} WHERE program_id = %s "
-            f"AND {connection.ops.quote_name(match)} = ANY(%s::text[]) ORDER BY id FOR UPDATE",
+            f"AND {connection.ops.quote_name(match)} = ANY(%s::text[]) ORDER BY id FOR NO KEY UPDATE",
             [program.pk, pg_array(keys)],
         )
     )
@@ -635,7 +635,9 @@ def _one_by_one(program: Program, data: MemberInput, match: str, action: str, ac
         with transaction.atomic():
             _normalise(program, row, match)
             member = (
-                Member.objects.select_for_update().filter(program=program, **{match: row.key}).first()
+                Member.objects.select_for_update(no_key=True)
+                .filter(program=program, **{match: row.key})
+                .first()
                 if row.key
                 else None
             )

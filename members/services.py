@@ -131,7 +131,11 @@ def _save_unique(obj: Member, *, program: Program, fields: dict[str, Any]) -> No
 
 
 def _lock(member: Member) -> Member:
-    return Member.objects.select_for_update().get(pk=member.pk)
+    # FOR NO KEY UPDATE: member services never change the id, and FOR UPDATE would also
+    # block the KEY SHARE that PostgreSQL's deferred foreign-key checks take at COMMIT in
+    # any transaction writing a row that points at the member (a ledger entry, an event):
+    # a points write holding the member's event counter then deadlocked with us.
+    return Member.objects.select_for_update(no_key=True).get(pk=member.pk)
 
 
 def _ensure_not_terminated(member: Member) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from members import services
 from members.errors import DuplicateMemberError
@@ -53,3 +54,60 @@ def test_member_create_race_for_one_email_is_one_member_and_one_409(program, mon
     assert len(outcomes) == 2 and len(errors) == 1, outcomes
     assert isinstance(errors[0], DuplicateMemberError) and errors[0].field == "email"
     assert Member.objects.filter(email="race@example.com").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_label_assign_while_a_points_adjust_commits_does_not_deadlock(program, member):
+    # Found fuzzing the API with two workers: the adjust holds the member's event-sequence
+    # row; label_assign locked the member row FOR UPDATE and then waited for that row; the
+    # adjust's deferred foreign-key checks at COMMIT need KEY SHARE on the member row, which
+    # FOR UPDATE blocks: "deadlock detected", a 500. Member locks are FOR NO KEY UPDATE now.
+    from points.earning import qualifying
+
+    services.label_create(program=program, code="vip", name="VIP", actor=SYSTEM)
+    adjusted, release = threading.Event(), threading.Event()
+    outcomes: dict[str, object] = {}
+
+    def adjust() -> None:
+        try:
+            with transaction.atomic():
+                qualifying.points_adjust_qualifying(member=member, amount=10, reason="Goodwill", actor=SYSTEM)
+                adjusted.set()
+                release.wait(10)  # commit only once label_assign is waiting
+            outcomes["adjust"] = "ok"
+        except Exception as error:  # recorded and asserted below
+            outcomes["adjust"] = error
+        finally:
+            connection.close()
+
+    def assign() -> None:
+        try:
+            services.label_assign(member=member, label_code="vip", actor=SYSTEM)
+            outcomes["label"] = "ok"
+        except Exception as error:  # recorded and asserted below
+            outcomes["label"] = error
+        finally:
+            connection.close()
+
+    adjuster = threading.Thread(target=adjust)
+    adjuster.start()
+    assert adjusted.wait(10)
+    assigner = threading.Thread(target=assign)
+    assigner.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # until label_assign waits for a lock the adjust holds
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                break
+        time.sleep(0.02)
+    else:
+        pytest.fail("label_assign never waited for the adjust")
+    release.set()
+    adjuster.join(30)
+    assigner.join(30)
+    assert outcomes == {"adjust": "ok", "label": "ok"}
+    assert list(member.labels.values_list("code", flat=True)) == ["vip"]
