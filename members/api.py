@@ -221,13 +221,17 @@ class CardBlockApi(ApiView):
         return Response(CardSerializer(card).data)
 
 
+_LABEL_ASSIGN_RESULT = inline_serializer("LabelAssignResult", {"assigned": serializers.BooleanField()})
+
+
 class MemberLabelsApi(ApiView):
     scope_area = "members"
 
     @extend_schema(
         summary="Assign a label",
+        description="201 when the label was put on, 200 when the member already had it.",
         request=LabelAssignSerializer,
-        responses=inline_serializer("LabelAssignResult", {"assigned": serializers.BooleanField()}),
+        responses={201: _LABEL_ASSIGN_RESULT, 200: _LABEL_ASSIGN_RESULT},
     )
     def post(self, request, member_id: int):
         member = selectors.member_get(program=self.program, member_id=member_id)

@@ -366,6 +366,8 @@ def test_labels_config_and_assignment(api, member):
     assert first.status_code == 201 and first.json() == {"assigned": True}
     repeat = api.post(f"/api/v1/members/{member.pk}/labels", {"label": "vip"})
     assert repeat.status_code == 200 and repeat.json() == {"assigned": False}
+    spec = api.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    assert {"200", "201"} <= set(spec["paths"]["/api/v1/members/{member_id}/labels"]["post"]["responses"])
     assert api.get(f"/api/v1/members/{member.pk}").json()["labels"] == ["vip"]
     unknown = api.post(f"/api/v1/members/{member.pk}/labels", {"label": "nope"})
     assert unknown.status_code == 400 and unknown.json()["code"] == "unknown_label"
