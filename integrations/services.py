@@ -97,7 +97,7 @@ def integration_update(*, integration: Integration, actor: Actor, **fields: Any)
         fields["rate_limit"] = clean_rate_limit(fields["rate_limit"])
     # Only the given fields, on the locked row: saving the caller's copy whole would put
     # back what it holds stale (e.g. unlink an OAuth2 client created since it was read).
-    locked = Integration.objects.select_for_update().get(pk=integration.pk)
+    locked = Integration.objects.select_for_update(no_key=True).get(pk=integration.pk)
     for name, value in fields.items():
         setattr(locked, name, value)
         setattr(integration, name, value)
@@ -135,7 +135,7 @@ def api_key_create(
 
 @transaction.atomic
 def api_key_revoke(*, api_key: ApiKey, actor: Actor) -> ApiKey:
-    api_key = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+    api_key = ApiKey.objects.select_for_update(no_key=True).get(pk=api_key.pk)
     if api_key.revoked_at is not None:
         raise ApiKeyAlreadyRevokedError(f"Key {api_key.prefix} was revoked at {api_key.revoked_at}.")
     api_key.revoked_at = timezone.now()
@@ -152,7 +152,7 @@ class NewOAuthClient:
 @transaction.atomic
 def oauth_client_create(*, integration: Integration, actor: Actor) -> NewOAuthClient:
     """Create the OAuth2 client (client credentials grant) that acts as the integration."""
-    integration = Integration.objects.select_for_update().get(pk=integration.pk)
+    integration = Integration.objects.select_for_update(no_key=True).get(pk=integration.pk)
     if integration.oauth_application_id is not None:
         raise OAuthClientExistsError(f"Integration {integration.pk} already has an OAuth2 client.")
     client_id = generate_client_id()

@@ -319,7 +319,7 @@ def label_create(*, program: Program, code: str, name: str, description: str = "
 @transaction.atomic
 def label_update(*, label: Label, actor: Actor, **fields: Any) -> Label:
     # Only the given fields, on the locked row (the caller's copy may be stale).
-    locked = Label.objects.select_for_update().get(pk=label.pk)
+    locked = Label.objects.select_for_update(no_key=True).get(pk=label.pk)
     for name, value in fields.items():
         setattr(locked, name, value)
         setattr(label, name, value)
@@ -419,7 +419,7 @@ def card_replace(
     to the member but can no longer be used for transactions."""
     member = _lock(card.member)
     _ensure_not_terminated(member)
-    card = Card.objects.select_for_update().get(pk=card.pk)
+    card = Card.objects.select_for_update(no_key=True).get(pk=card.pk)
     if card.status == Card.Status.REPLACED:
         raise CardNotActiveError(f"Card {card.number} was already replaced.")
     new_card = _card_create(member, number=new_number, kind=kind or card.kind)
@@ -443,7 +443,7 @@ def card_replace(
 @transaction.atomic
 def card_block(*, card: Card, reason: str, actor: Actor) -> Card:
     member = _lock(card.member)
-    card = Card.objects.select_for_update().get(pk=card.pk)
+    card = Card.objects.select_for_update(no_key=True).get(pk=card.pk)
     if card.status != Card.Status.ACTIVE:
         raise CardNotActiveError(f"Card {card.number} is {card.status}.")
     card.status = Card.Status.BLOCKED
@@ -517,7 +517,7 @@ def member_erase(*, member: Member, reason: str, actor: Actor) -> Member:
     Consent.objects.filter(member=member).delete()
     # After the delete, which itself writes a last history row per consent.
     Consent.history.filter(member_id=member.pk).delete()
-    for card in Card.objects.select_for_update().filter(member=member):
+    for card in Card.objects.select_for_update(no_key=True).filter(member=member):
         erased_number = f"ERASED-{card.pk}"
         card.history.all().update(number=erased_number)
         card.number = erased_number

@@ -65,7 +65,7 @@ def program_update(*, program: Program, actor: Actor, **fields: Any) -> Program:
         fields["currency"] = fields["currency"].upper()
         _check_currency(fields["currency"])
     # Only the given fields, on the locked row (the caller's copy may be stale).
-    locked = Program.objects.select_for_update().get(pk=program.pk)
+    locked = Program.objects.select_for_update(no_key=True).get(pk=program.pk)
     for name, value in fields.items():
         setattr(locked, name, value)
         setattr(program, name, value)
@@ -89,7 +89,7 @@ def location_create(
 @transaction.atomic
 def location_update(*, location: Location, actor: Actor, **fields: Any) -> Location:
     # Only the given fields, on the locked row (the caller's copy may be stale).
-    locked = Location.objects.select_for_update().get(pk=location.pk)
+    locked = Location.objects.select_for_update(no_key=True).get(pk=location.pk)
     for name, value in fields.items():
         setattr(locked, name, value)
         setattr(location, name, value)
