@@ -60,17 +60,7 @@ class CurrencyForm(forms.ModelForm):
         fields = [
             "program",
             "code",
-            "name",
-            "is_default",
-            "value_points",
-            "value_amount",
-            "allow_negative",
-            "expiry_policy",
-            "expiry_period",
-            "expiry_month",
-            "expiry_day",
-            "minimum_redemption",
-            "is_active",
+            *services.CURRENCY_FIELDS,
         ]
 
     def clean_code(self):

@@ -11,7 +11,7 @@ from rest_framework import serializers
 from membership_site.api.serializers import StrictSerializer
 
 from .models import Currency, Hold, Transaction
-from .services import MAX_POINTS
+from .services import CURRENCY_FIELDS, MAX_POINTS
 
 # Clients' clocks drift: an occurred_at this far ahead of ours is still accepted.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -26,17 +26,7 @@ class CurrencySerializer(serializers.ModelSerializer):
         model = Currency
         fields = [
             "code",
-            "name",
-            "is_default",
-            "value_points",
-            "value_amount",
-            "allow_negative",
-            "expiry_policy",
-            "expiry_period",
-            "expiry_month",
-            "expiry_day",
-            "minimum_redemption",
-            "is_active",
+            *CURRENCY_FIELDS,
             "created_at",
             "updated_at",
         ]

@@ -19,7 +19,7 @@ from programs.currencies import money_quantum
 from ..models import Campaign, EarningRule, EarningSettings, Purchase, Refund, RuleBase
 from ..serializers import AccountBalanceSerializer
 from ..services import MAX_POINTS
-from .config import COMPLETION_FIELDS, MAX_MULTIPLIER, MAX_RETURN_WINDOW_DAYS
+from .config import COMPLETION_FIELDS, MAX_MULTIPLIER, MAX_RETURN_WINDOW_DAYS, RULE_FIELDS
 
 # Clients' clocks drift: an occurred_at this far ahead of ours is still accepted.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -491,33 +491,8 @@ def refund_data(refund: Refund) -> dict[str, Any]:
     }
 
 
-_RULE_FIELDS = [
-    "code",
-    "name",
-    "description",
-    "is_active",
-    "priority",
-    "currency",
-    "effect",
-    "scope",
-    "value",
-    "stacking",
-    "starts_on",
-    "ends_on",
-    "hours_from",
-    "hours_to",
-    "weekdays",
-    "locations",
-    "skus",
-    "categories",
-    "min_spend",
-    "tiers",
-    "labels",
-    "first_purchase_only",
-    "max_points_per_purchase",
-    "max_points_per_member_day",
-    "max_points_per_member_month",
-]
+# The fields the rule services accept (config.RULE_FIELDS), with the code in front.
+_RULE_FIELDS = ["code", *RULE_FIELDS]
 
 
 class RuleSerializer(serializers.ModelSerializer):

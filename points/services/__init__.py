@@ -15,7 +15,13 @@ so that an upgrade's ``tier.changed`` (an event counter) never comes before an a
 """
 
 from .common import MAX_POINTS, REVERSIBLE_KINDS, PointsResult, check_member
-from .currencies import currency_check_policy, currency_create, currency_update, program_default_currency
+from .currencies import (
+    CURRENCY_FIELDS,
+    currency_check_policy,
+    currency_create,
+    currency_update,
+    program_default_currency,
+)
 from .holds import hold_capture, hold_create, hold_release
 from .transactions import (
     points_adjust,
@@ -27,6 +33,7 @@ from .transactions import (
 )
 
 __all__ = [
+    "CURRENCY_FIELDS",
     "MAX_POINTS",
     "REVERSIBLE_KINDS",
     "PointsResult",

@@ -25,7 +25,7 @@ from .common import (
 
 # --- Currencies --------------------------------------------------------------------------
 
-_CURRENCY_FIELDS = (
+CURRENCY_FIELDS = (
     "name",
     "is_default",
     "value_points",
@@ -76,7 +76,7 @@ def currency_create(
 ) -> Currency:
     """Create a points currency (with its system accounts). The program's first currency
     becomes its default."""
-    unknown = set(fields) - set(_CURRENCY_FIELDS)
+    unknown = set(fields) - set(CURRENCY_FIELDS)
     if unknown:
         raise TypeError(f"Unknown currency fields: {sorted(unknown)}")
     code = code.upper()
@@ -102,7 +102,7 @@ def currency_create(
 def currency_update(*, currency: Currency, actor: Actor, **fields: Any) -> Currency:
     """Change a currency's settings. Expiry policy changes apply to points earned from now
     on; switching off negative balances is refused while any account is negative."""
-    unknown = set(fields) - set(_CURRENCY_FIELDS)
+    unknown = set(fields) - set(CURRENCY_FIELDS)
     if unknown:
         raise TypeError(f"Unknown currency fields: {sorted(unknown)}")
     currency = Currency.objects.select_for_update().select_related("program").get(pk=currency.pk)
