@@ -29,7 +29,8 @@ import sys
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlparse
+
+from _support import percentile_ms, recreate_database, run_threads
 
 ROOT = Path(__file__).resolve().parent.parent
 MEMBERS = int(os.environ.get("BENCH_EARNING_MEMBERS", "500"))
@@ -39,23 +40,8 @@ CAMPAIGNS = 20
 DB_NAME = "loyalty_bench_earning"
 
 
-def _server_url() -> str:
-    return os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/loyalty")
-
-
-def _recreate_database() -> str:
-    import psycopg
-
-    parsed = urlparse(_server_url())
-    admin = parsed._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
-    return parsed._replace(path=f"/{DB_NAME}").geturl()
-
-
 def _setup_django() -> str:
-    os.environ["DATABASE_URL"] = _recreate_database()
+    os.environ["DATABASE_URL"] = recreate_database(DB_NAME)
     os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
     # Webhook dispatch tasks go to Redis under a prefix of this run and are deleted at the
     # end: nothing but the measured work runs in-process.
@@ -155,41 +141,6 @@ def _make_data():
     return program, members
 
 
-def _run_threads(work, items) -> tuple[float, list[float]]:
-    from django.db import connection
-
-    latencies: list[float] = []
-    lock = threading.Lock()
-    chunks = [items[i::THREADS] for i in range(THREADS)]
-    barrier = threading.Barrier(THREADS)
-
-    def worker(chunk):
-        mine = []
-        try:
-            barrier.wait()
-            for item in chunk:
-                started = time.perf_counter()
-                work(item)
-                mine.append(time.perf_counter() - started)
-        finally:
-            connection.close()
-            with lock:
-                latencies.extend(mine)
-
-    threads = [threading.Thread(target=worker, args=(chunk,)) for chunk in chunks]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - started, latencies
-
-
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(int(len(ordered) * share), len(ordered) - 1)] * 1000
-
-
 def main() -> None:
     prefix = _setup_django()
     from django.db import connection
@@ -209,9 +160,10 @@ def main() -> None:
     per_purchase = max(points.currencies[min(points.currencies)].points, 1)
 
     print(f"Baseline: points_earn of {per_purchase} points ...", flush=True)
-    base_elapsed, base_lat = _run_threads(
+    base_elapsed, base_lat = run_threads(
         lambda member: points_services.points_earn(member=member, amount=per_purchase, actor=actor),
         baseline_members,
+        THREADS,
     )
     print(f"Measured: purchase_record of {LINES}-line baskets ...", flush=True)
     numbers = iter(range(10**9))
@@ -224,7 +176,7 @@ def main() -> None:
             program=program, member=member, reference=reference, lines=basket, actor=actor
         )
 
-    buy_elapsed, buy_lat = _run_threads(record, purchase_members)
+    buy_elapsed, buy_lat = run_threads(record, purchase_members, THREADS)
     assert Purchase.objects.count() == MEMBERS
 
     member = purchase_members[0]
@@ -257,15 +209,15 @@ def main() -> None:
         "points_per_purchase": per_purchase,
         "purchase": {
             "per_second": MEMBERS / buy_elapsed,
-            "p50_ms": _percentile(buy_lat, 0.5),
-            "p95_ms": _percentile(buy_lat, 0.95),
-            "p99_ms": _percentile(buy_lat, 0.99),
+            "p50_ms": percentile_ms(buy_lat, 0.5),
+            "p95_ms": percentile_ms(buy_lat, 0.95),
+            "p99_ms": percentile_ms(buy_lat, 0.99),
         },
         "baseline_points_earn": {
             "per_second": MEMBERS / base_elapsed,
-            "p50_ms": _percentile(base_lat, 0.5),
-            "p95_ms": _percentile(base_lat, 0.95),
-            "p99_ms": _percentile(base_lat, 0.99),
+            "p50_ms": percentile_ms(base_lat, 0.5),
+            "p95_ms": percentile_ms(base_lat, 0.95),
+            "p99_ms": percentile_ms(base_lat, 0.99),
         },
         "quote_ms": statistics.median(quote_times) * 1000,
         "quote_queries": len(quote_queries.captured_queries),

@@ -42,7 +42,8 @@ import resource
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlparse
+
+from _support import recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = int(os.environ.get("BENCH_ROWS", "100000"))
@@ -61,21 +62,6 @@ COLUMNS = [
     "country",
     "external_ref",
 ]
-
-
-def _server_url() -> str:
-    return os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/loyalty")
-
-
-def _recreate_database() -> str:
-    import psycopg
-
-    parsed = urlparse(_server_url())
-    admin = parsed._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
-    return parsed._replace(path=f"/{DB_NAME}").geturl()
 
 
 def _luhn(digits: str) -> str:
@@ -131,7 +117,7 @@ def time_copy(data: bytes) -> float:
 
 
 def main() -> int:
-    os.environ["DATABASE_URL"] = _recreate_database()
+    os.environ["DATABASE_URL"] = recreate_database(DB_NAME)
     os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
     # A real broker, as in production: the tasks the import queues for other workers
     # (webhook dispatch) are queued, not run here; the job itself is run below in this

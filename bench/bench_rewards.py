@@ -27,10 +27,10 @@ import json
 import os
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
-from urllib.parse import urlparse
+
+from _support import percentile_ms, recreate_database, run_threads
 
 ROOT = Path(__file__).resolve().parent.parent
 MEMBERS = int(os.environ.get("BENCH_REWARD_MEMBERS", "1000"))
@@ -39,23 +39,8 @@ THREADS = int(os.environ.get("BENCH_THREADS", "8"))
 DB_NAME = "loyalty_bench_rewards"
 
 
-def _server_url() -> str:
-    return os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/loyalty")
-
-
-def _recreate_database() -> str:
-    import psycopg
-
-    parsed = urlparse(_server_url())
-    admin = parsed._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
-    return parsed._replace(path=f"/{DB_NAME}").geturl()
-
-
 def _setup_django() -> str:
-    os.environ["DATABASE_URL"] = _recreate_database()
+    os.environ["DATABASE_URL"] = recreate_database(DB_NAME)
     os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
     # Webhook dispatch tasks go to Redis under a prefix of this run and are deleted at the
     # end: nothing but the measured work runs in-process.
@@ -129,41 +114,6 @@ def _make_data():
     return program, pts, hot, members
 
 
-def _run_threads(work, items) -> tuple[float, list[float]]:
-    from django.db import connection
-
-    latencies: list[float] = []
-    lock = threading.Lock()
-    chunks = [items[i::THREADS] for i in range(THREADS)]
-    barrier = threading.Barrier(THREADS)
-
-    def worker(chunk):
-        mine = []
-        try:
-            barrier.wait()
-            for item in chunk:
-                started = time.perf_counter()
-                work(item)
-                mine.append(time.perf_counter() - started)
-        finally:
-            connection.close()
-            with lock:
-                latencies.extend(mine)
-
-    threads = [threading.Thread(target=worker, args=(chunk,)) for chunk in chunks]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - started, latencies
-
-
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(int(len(ordered) * share), len(ordered) - 1)] * 1000
-
-
 def main() -> None:
     prefix = _setup_django()
     from django.db import connection
@@ -180,13 +130,14 @@ def main() -> None:
     baseline_members, reward_members = members[:MEMBERS], members[MEMBERS:]
 
     print("Baseline: points_redeem ...", flush=True)
-    base_elapsed, base_lat = _run_threads(
+    base_elapsed, base_lat = run_threads(
         lambda member: points_services.points_redeem(member=member, amount=500, currency=pts, actor=actor),
         baseline_members,
+        THREADS,
     )
     print("Measured: reward_redeem ...", flush=True)
-    red_elapsed, red_lat = _run_threads(
-        lambda member: services.reward_redeem(member=member, reward=hot, actor=actor), reward_members
+    red_elapsed, red_lat = run_threads(
+        lambda member: services.reward_redeem(member=member, reward=hot, actor=actor), reward_members, THREADS
     )
     assert Reward.objects.get(pk=hot.pk).stock == 9 * MEMBERS
 
@@ -217,15 +168,15 @@ def main() -> None:
         "catalog_size": CATALOG + 1,
         "redeem": {
             "per_second": MEMBERS / red_elapsed,
-            "p50_ms": _percentile(red_lat, 0.5),
-            "p95_ms": _percentile(red_lat, 0.95),
-            "p99_ms": _percentile(red_lat, 0.99),
+            "p50_ms": percentile_ms(red_lat, 0.5),
+            "p95_ms": percentile_ms(red_lat, 0.95),
+            "p99_ms": percentile_ms(red_lat, 0.99),
         },
         "baseline_points_redeem": {
             "per_second": MEMBERS / base_elapsed,
-            "p50_ms": _percentile(base_lat, 0.5),
-            "p95_ms": _percentile(base_lat, 0.95),
-            "p99_ms": _percentile(base_lat, 0.99),
+            "p50_ms": percentile_ms(base_lat, 0.5),
+            "p95_ms": percentile_ms(base_lat, 0.95),
+            "p99_ms": percentile_ms(base_lat, 0.99),
         },
         "catalog_read_ms": statistics.median(catalog_times) * 1000,
         "baseline_plain_catalog_ms": statistics.median(plain_times) * 1000,

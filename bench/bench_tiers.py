@@ -31,7 +31,8 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlparse
+
+from _support import recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
 MEMBERS = int(os.environ.get("BENCH_MEMBERS", "1000000"))
@@ -39,23 +40,8 @@ GOAL_SECONDS = 60.0
 DB_NAME = "loyalty_bench_tiers"
 
 
-def _server_url() -> str:
-    return os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/loyalty")
-
-
-def _recreate_database() -> str:
-    import psycopg
-
-    parsed = urlparse(_server_url())
-    admin = parsed._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
-    return parsed._replace(path=f"/{DB_NAME}").geturl()
-
-
 def _setup_django() -> None:
-    os.environ["DATABASE_URL"] = _recreate_database()
+    os.environ["DATABASE_URL"] = recreate_database(DB_NAME)
     os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
     # A real broker: the webhook dispatch the events queue is left to other workers (and
     # deleted at the end), as in production; nothing runs in-process.
