@@ -15,6 +15,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from members.models import Member
 from membership_site.actors import Actor
 from membership_site.admin_actions import form_action
+from membership_site.admin_readonly import ReadOnlyAdmin, ReadOnlyInline
 from membership_site.errors import DomainError
 from programs.models import Program
 
@@ -24,31 +25,6 @@ from .earning import qualifying
 from .models import Account, Currency, Entry, Hold, Lot, Transaction
 
 ADJUST_PERMISSION = "points.adjust_points"
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Ledger rows are immutable: they can be looked at, never added, changed or deleted."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 # --- Currencies --------------------------------------------------------------------------

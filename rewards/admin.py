@@ -20,6 +20,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from jobs.admin_import import JobImportMixin
 from membership_site.actors import Actor
 from membership_site.admin_actions import ReasonForm, form_action
+from membership_site.admin_readonly import ReadOnlyAdmin
 from membership_site.errors import DomainError
 from points.models import Currency
 from programs.currencies import money_quantum
@@ -46,17 +47,6 @@ _RELATIONS = ("eligible_tiers", "eligible_labels", "locations")
 def _add_domain_error(form: forms.BaseForm, error: DomainError) -> None:
     field = getattr(error, "field", None)
     form.add_error(field if field in form.fields else None, error.detail)
-
-
-class _ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # --- Catalog -----------------------------------------------------------------------------------
@@ -213,7 +203,7 @@ def _cancel_redemption(redemption: Redemption, actor: Actor, data: dict) -> None
 
 
 @admin.register(Redemption)
-class RedemptionAdmin(_ReadOnlyAdmin):
+class RedemptionAdmin(ReadOnlyAdmin):
     list_display = ["id", "redeemed_at", "member", "reward", "points", "currency", "status", "reference"]
     list_filter = ["status", "program", "reward__kind"]
     list_select_related = ["member", "reward", "currency"]
@@ -237,7 +227,7 @@ def _cancel_voucher(voucher: Voucher, actor: Actor, data: dict) -> None:
 
 
 @admin.register(Voucher)
-class VoucherAdmin(_ReadOnlyAdmin):
+class VoucherAdmin(ReadOnlyAdmin):
     list_display = [
         "shown_code",
         "status",
@@ -280,7 +270,7 @@ class TrackingForm(forms.Form):
 
 
 @admin.register(Shipment)
-class ShipmentAdmin(_ReadOnlyAdmin):
+class ShipmentAdmin(ReadOnlyAdmin):
     list_display = ["redemption", "name", "city", "country", "status", "tracking", "shipped_at"]
     list_filter = ["status"]
     list_select_related = ["redemption"]

@@ -16,23 +16,13 @@ from simple_history.admin import SimpleHistoryAdmin
 from jobs.admin_import import JobImportMixin, JobKindResource
 from membership_site.actors import Actor
 from membership_site.admin_actions import form_action
+from membership_site.admin_readonly import ReadOnlyAdmin
 from membership_site.errors import DomainError
 from programs.models import Program
 
 from . import services
 from .imports import TIER_COLUMNS, tier_values
 from .models import MemberTier, Tier, TierActivity, TierChange, TierEvaluation, TierSettings
-
-
-class _ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class TierForm(forms.ModelForm):
@@ -307,7 +297,7 @@ class MemberTierAdmin(admin.ModelAdmin):
 
 
 @admin.register(TierChange)
-class TierChangeAdmin(_ReadOnlyAdmin):
+class TierChangeAdmin(ReadOnlyAdmin):
     list_display = ["at", "member", "reason", "from_tier", "to_tier", "grace_until", "note", "actor_user"]
     list_filter = ["reason", "program"]
     list_select_related = ["member", "from_tier", "to_tier", "actor_user"]
@@ -316,7 +306,7 @@ class TierChangeAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(TierActivity)
-class TierActivityAdmin(_ReadOnlyAdmin):
+class TierActivityAdmin(ReadOnlyAdmin):
     list_display = [
         "occurred_at",
         "occurred_on",
@@ -334,7 +324,7 @@ class TierActivityAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(TierEvaluation)
-class TierEvaluationAdmin(_ReadOnlyAdmin):
+class TierEvaluationAdmin(ReadOnlyAdmin):
     list_display = [
         "started_at",
         "program",

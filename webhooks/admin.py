@@ -6,6 +6,7 @@ from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from membership_site.actors import Actor
+from membership_site.admin_readonly import ReadOnlyAdminMixin
 from membership_site.errors import DomainError
 
 from . import catalog, services
@@ -163,17 +164,6 @@ class WebhookEndpointAdmin(SimpleHistoryAdmin):
     @admin.action(description="Disable", permissions=["change"])
     def disable(self, request, queryset):
         self._set_active(request, queryset, False)
-
-
-class ReadOnlyAdminMixin:
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class DeliveryAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):

@@ -14,6 +14,7 @@ from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from membership_site.actors import Actor
+from membership_site.admin_readonly import ReadOnlyAdmin, ReadOnlyInline
 from membership_site.errors import DomainError
 
 from ..models import (
@@ -33,29 +34,6 @@ from ..models import (
 from . import config, preview
 
 WEEKDAYS = [(1, "Mon"), (2, "Tue"), (3, "Wed"), (4, "Thu"), (5, "Fri"), (6, "Sat"), (7, "Sun")]
-
-
-class _ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class _ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 def _transaction_link(txn_id: int | None) -> str:
@@ -342,7 +320,7 @@ class CampaignAdmin(_RuleAdmin):
 # --- Purchases and refunds ---------------------------------------------------------------
 
 
-class PurchaseLineInline(_ReadOnlyInline):
+class PurchaseLineInline(ReadOnlyInline):
     model = PurchaseLine
     fields = [
         "number",
@@ -360,7 +338,7 @@ class PurchaseLineInline(_ReadOnlyInline):
     readonly_fields = fields
 
 
-class PurchaseEarningInline(_ReadOnlyInline):
+class PurchaseEarningInline(ReadOnlyInline):
     model = PurchaseEarning
     fields = ["currency", "points", "ledger_transaction", "reversed", "shortfall"]
     readonly_fields = fields
@@ -371,14 +349,14 @@ class PurchaseEarningInline(_ReadOnlyInline):
         return _transaction_link(obj.transaction_id)
 
 
-class PointsAwardInline(_ReadOnlyInline):
+class PointsAwardInline(ReadOnlyInline):
     model = PointsAward
     fields = ["source", "code", "name", "effect", "lines", "base", "value", "exact", "points", "capped_by"]
     readonly_fields = fields
     verbose_name_plural = "Breakdown"
 
 
-class RefundInline(_ReadOnlyInline):
+class RefundInline(ReadOnlyInline):
     model = Refund
     fields = ["reference", "occurred_at", "amount", "base", "completes_purchase", "reason"]
     readonly_fields = fields
@@ -386,7 +364,7 @@ class RefundInline(_ReadOnlyInline):
 
 
 @admin.register(Purchase)
-class PurchaseAdmin(_ReadOnlyAdmin):
+class PurchaseAdmin(ReadOnlyAdmin):
     list_display = [
         "reference",
         "member",
@@ -406,13 +384,13 @@ class PurchaseAdmin(_ReadOnlyAdmin):
     inlines = [PurchaseLineInline, PurchaseEarningInline, PointsAwardInline, RefundInline]
 
 
-class RefundLineInline(_ReadOnlyInline):
+class RefundLineInline(ReadOnlyInline):
     model = RefundLine
     fields = ["line", "quantity", "amount"]
     readonly_fields = fields
 
 
-class RefundEarningInline(_ReadOnlyInline):
+class RefundEarningInline(ReadOnlyInline):
     model = RefundEarning
     fields = ["currency", "points", "reversed", "shortfall", "from_pending", "ledger_transaction"]
     readonly_fields = fields
@@ -424,7 +402,7 @@ class RefundEarningInline(_ReadOnlyInline):
 
 
 @admin.register(Refund)
-class RefundAdmin(_ReadOnlyAdmin):
+class RefundAdmin(ReadOnlyAdmin):
     list_display = [
         "reference",
         "purchase",
@@ -449,7 +427,7 @@ class RefundAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(BonusAward)
-class BonusAwardAdmin(_ReadOnlyAdmin):
+class BonusAwardAdmin(ReadOnlyAdmin):
     list_display = ["member", "kind", "key", "points", "currency", "ledger_transaction", "awarded_at"]
     list_filter = ["program", "kind"]
     search_fields = ["=member__number"]
@@ -461,7 +439,7 @@ class BonusAwardAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(Referral)
-class ReferralAdmin(_ReadOnlyAdmin):
+class ReferralAdmin(ReadOnlyAdmin):
     list_display = ["referrer", "referee", "code", "status", "created_at", "completed_at"]
     list_filter = ["program", "status"]
     search_fields = ["=referrer__number", "=referee__number", "=code"]
