@@ -11,7 +11,7 @@ from rest_framework import serializers
 
 from membership_site.api.serializers import StrictSerializer
 from points.serializers import AccountBalanceSerializer
-from programs.currencies import money_quantum
+from programs.serializers import MoneyField
 
 from .codes import format_code
 from .models import PayWithPointsRule, Redemption, Reward, Voucher
@@ -19,21 +19,6 @@ from .selectors import REASONS
 
 MAX_POINTS = 10**12
 MAX_MONEY = Decimal("1000000000")
-
-
-class MoneyField(serializers.DecimalField):
-    """Program money: at most 3 decimals in, the currency's decimals out."""
-
-    def __init__(self, **kwargs) -> None:
-        kwargs.setdefault("max_digits", 15)
-        kwargs.setdefault("decimal_places", 3)
-        super().__init__(**kwargs)
-
-    def to_representation(self, value):
-        currency = self.context.get("currency")
-        if value is not None and currency:
-            return str(Decimal(value).quantize(money_quantum(currency)))
-        return super().to_representation(value)
 
 
 class _CodesField(serializers.ListField):

@@ -11,7 +11,7 @@ from decimal import Decimal
 from rest_framework import serializers
 
 from membership_site.api.serializers import StrictSerializer
-from programs.currencies import money_quantum
+from programs.serializers import MoneyField
 
 from .models import Tier, TierActivity, TierChange
 from .services import MAX_EARN_MULTIPLIER, MAX_GRACE_MONTHS, MAX_WINDOW_MONTHS
@@ -20,21 +20,6 @@ from .services import MAX_EARN_MULTIPLIER, MAX_GRACE_MONTHS, MAX_WINDOW_MONTHS
 # PositiveIntegerField), so a larger number is a 400 rather than a database error.
 MAX_THRESHOLD_POINTS = 10**12
 MAX_THRESHOLD_VISITS = 2**31 - 1
-
-
-class MoneyField(serializers.DecimalField):
-    """A program-money amount: rendered with the currency's decimals (``context["currency"]``)."""
-
-    def __init__(self, **kwargs) -> None:
-        kwargs.setdefault("max_digits", 16)
-        kwargs.setdefault("decimal_places", 3)
-        super().__init__(**kwargs)
-
-    def to_representation(self, value):
-        currency = self.context.get("currency")
-        if value is not None and currency:
-            return str(Decimal(value).quantize(money_quantum(currency)))
-        return super().to_representation(value)
 
 
 def _money_input(**kwargs) -> MoneyField:
