@@ -13,7 +13,7 @@ that good rows go on in ``continue`` mode.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -44,6 +44,22 @@ class RowError:
     code: str
     message: str
     field: str | None = None
+
+
+class CellError(Exception):
+    """A cell of an import row that cannot be read: raised while a kind parses a row, and
+    reported as that row's error (the other rows go on)."""
+
+    def __init__(self, code: str, message: str, field: str) -> None:
+        super().__init__(message)
+        self.error = RowError(code, message, field)
+
+
+def row_error(error: Any, codes: Mapping[str, str] | None = None) -> RowError:
+    """A domain error (``membership_site.errors.DomainError``: ``code``, ``detail``,
+    ``field``) as a row error; ``codes`` renames domain codes to the kind's row codes."""
+    field = getattr(error, "field", None) or error.extra.get("field")
+    return RowError((codes or {}).get(error.code, error.code), error.detail, field)
 
 
 @dataclass

@@ -18,7 +18,17 @@ from django.db import transaction
 from django.utils import dateparse, timezone
 from rest_framework import serializers
 
-from jobs.registry import ChunkContext, Column, ImportKind, ImportRow, RowError, RowResult, register_import
+from jobs.registry import (
+    CellError,
+    ChunkContext,
+    Column,
+    ImportKind,
+    ImportRow,
+    RowError,
+    RowResult,
+    register_import,
+    row_error,
+)
 from membership_site.api.serializers import StrictSerializer
 from membership_site.errors import DomainError
 from programs.models import Program
@@ -41,16 +51,6 @@ _ROW_CODES = {
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
 _SEPARATORS = re.compile(r"[\s\-.]")
-
-
-class _CellError(Exception):
-    def __init__(self, code: str, message: str, field: str) -> None:
-        self.error = RowError(code, message, field)
-
-
-def row_error(error: DomainError) -> RowError:
-    field = getattr(error, "field", None) or error.extra.get("field")
-    return RowError(_ROW_CODES.get(error.code, error.code), error.detail, field)
 
 
 def _program(ctx: ChunkContext) -> Program:
@@ -144,7 +144,7 @@ def _parse_date(value: str, name: str):
     except ValueError:
         parsed = None
     if parsed is None:
-        raise _CellError("bad_format", f"'{value}' is not a date (YYYY-MM-DD).", name)
+        raise CellError("bad_format", f"'{value}' is not a date (YYYY-MM-DD).", name)
     return parsed
 
 
@@ -157,39 +157,39 @@ def _parse_moment(value: str, name: str, program: Program) -> datetime:
     except ValueError:
         moment = None
     if moment is None:
-        raise _CellError("bad_format", f"'{value}' is not an ISO date or date-time.", name)
+        raise CellError("bad_format", f"'{value}' is not an ISO date or date-time.", name)
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment, program.tz)
     return moment
 
 
 def parse_member_row(data: dict[str, str], program: Program, params: dict[str, Any]) -> bulk.MemberInput:
-    """Read a row's cells; raises ``_CellError`` for the first unreadable one."""
+    """Read a row's cells; raises ``CellError`` for the first unreadable one."""
     match = params.get("match", "number")
     if params.get("action", "upsert") != "create" and not data.get(match):
-        raise _CellError("missing_field", f"'{match}' is needed to find the member.", match)
+        raise CellError("missing_field", f"'{match}' is needed to find the member.", match)
     profile: dict[str, Any] = {}
     for name, limit in _MAX_LENGTHS.items():
         value = data.get(name, "")
         if not value:
             continue
         if limit and len(value) > limit:
-            raise _CellError("bad_format", f"Longer than {limit} characters.", name)
+            raise CellError("bad_format", f"Longer than {limit} characters.", name)
         profile[name] = value
     if data.get("birth_date"):
         profile["birth_date"] = _parse_date(data["birth_date"], "birth_date")
     if "language" in profile and not _LANGUAGE.match(profile["language"]):
-        raise _CellError("bad_format", f"'{profile['language']}' is not a language tag.", "language")
+        raise CellError("bad_format", f"'{profile['language']}' is not a language tag.", "language")
     if "country" in profile and not _COUNTRY.match(profile["country"]):
-        raise _CellError("bad_format", f"'{profile['country']}' is not a two-letter country code.", "country")
+        raise CellError("bad_format", f"'{profile['country']}' is not a two-letter country code.", "country")
     status = (data.get("status") or Member.Status.ACTIVE).lower()
     if status not in (Member.Status.ACTIVE, Member.Status.PENDING):
-        raise _CellError("bad_format", "status is active or pending.", "status")
+        raise CellError("bad_format", "status is active or pending.", "status")
     joined_at = _parse_moment(data["joined_at"], "joined_at", program) if data.get("joined_at") else None
     labels = [code.strip() for code in (data.get("labels") or "").split("|") if code.strip()]
     card = data.get("card", "")
     if len(card) > Card._meta.get_field("number").max_length:
-        raise _CellError("bad_format", "Card numbers are at most 40 characters.", "card")
+        raise CellError("bad_format", "Card numbers are at most 40 characters.", "card")
     return bulk.MemberInput(
         profile=profile,
         number=data.get("number", ""),
@@ -207,7 +207,7 @@ def process_members(rows: list[ImportRow], ctx: ChunkContext) -> list[RowResult]
     for row in rows:
         try:
             inputs.append((row, parse_member_row(row.data, program, ctx.params)))
-        except _CellError as error:
+        except CellError as error:
             results[row.number] = RowResult.failed(row.number, error.error)
     outcomes = bulk.members_upsert_many(
         program=program,
@@ -218,7 +218,7 @@ def process_members(rows: list[ImportRow], ctx: ChunkContext) -> list[RowResult]
     )
     for (row, _input), outcome in zip(inputs, outcomes, strict=True):
         if outcome.error is not None:
-            results[row.number] = RowResult.failed(row.number, row_error(outcome.error))
+            results[row.number] = RowResult.failed(row.number, row_error(outcome.error, _ROW_CODES))
         else:
             member = outcome.member
             results[row.number] = RowResult(
@@ -266,17 +266,17 @@ _MATCH_COLUMNS = (
 
 
 def _match_key(data: dict[str, str], match: str) -> str:
-    """The stored form of the row's member key; raises ``_CellError``."""
+    """The stored form of the row's member key; raises ``CellError``."""
     value = data.get(match, "")
     if not value:
-        raise _CellError("missing_field", f"'{match}' is needed to find the member.", match)
+        raise CellError("missing_field", f"'{match}' is needed to find the member.", match)
     try:
         if match == "number":
             return normalize_member_number(value)
         if match == "email":
             return normalize_email(value)
     except DomainError as error:
-        raise _CellError("bad_format", error.detail, match) from None
+        raise CellError("bad_format", error.detail, match) from None
     return value
 
 
@@ -300,7 +300,7 @@ def _per_row(rows: list[ImportRow], ctx: ChunkContext, read, apply) -> list[RowR
         try:
             key = _match_key(row.data, match)
             readable.append((row, key, read(row.data)))
-        except _CellError as error:
+        except CellError as error:
             results[row.number] = RowResult.failed(row.number, error.error)
     members = _members_by_key(program, match, {key for _row, key, _values in readable})
     for row, key, values in readable:
@@ -317,7 +317,7 @@ def _per_row(rows: list[ImportRow], ctx: ChunkContext, read, apply) -> list[RowR
             results[row.number] = RowResult(row.number, outcome, object_id=member.pk, object_ref=ref)
         except DomainError as error:
             results[row.number] = RowResult.failed(
-                row.number, row_error(error), object_id=member.pk, object_ref=member.number
+                row.number, row_error(error, _ROW_CODES), object_id=member.pk, object_ref=member.number
             )
     return [results[row.number] for row in rows]
 
@@ -332,10 +332,10 @@ def _match_required(params: dict[str, Any]) -> list[str]:
 def _read_label(data: dict[str, str]) -> tuple[str, str]:
     code = data.get("label", "")
     if not code:
-        raise _CellError("missing_field", "The label code is empty.", "label")
+        raise CellError("missing_field", "The label code is empty.", "label")
     operation = (data.get("operation") or "assign").lower()
     if operation not in ("assign", "remove"):
-        raise _CellError("bad_format", "operation is assign or remove.", "operation")
+        raise CellError("bad_format", "operation is assign or remove.", "operation")
     return code, operation
 
 
@@ -390,12 +390,12 @@ LABELS = ImportKind(
 def _read_card(data: dict[str, str]) -> tuple[str, str]:
     number = normalize_card_number(data.get("card", ""))
     if not number:
-        raise _CellError("missing_field", "The card number is empty.", "card")
+        raise CellError("missing_field", "The card number is empty.", "card")
     if len(number) > Card._meta.get_field("number").max_length:
-        raise _CellError("bad_format", "Card numbers are at most 40 characters.", "card")
+        raise CellError("bad_format", "Card numbers are at most 40 characters.", "card")
     kind = (data.get("kind") or Card.Kind.PHYSICAL).lower()
     if kind not in Card.Kind.values:
-        raise _CellError("bad_format", f"kind is one of {', '.join(Card.Kind.values)}.", "kind")
+        raise CellError("bad_format", f"kind is one of {', '.join(Card.Kind.values)}.", "kind")
     return number, kind
 
 

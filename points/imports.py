@@ -18,7 +18,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from jobs.registry import ChunkContext, Column, ImportKind, ImportRow, RowError, RowResult, register_import
+from jobs.registry import (
+    CellError,
+    ChunkContext,
+    Column,
+    ImportKind,
+    ImportRow,
+    RowError,
+    RowResult,
+    register_import,
+    row_error,
+)
 from members.bulk import member_key, members_by_key
 from members.imports import MemberMatchParams
 from members.models import Member
@@ -69,11 +79,6 @@ COLUMNS = (
 )
 
 
-class _CellError(Exception):
-    def __init__(self, code: str, message: str, field: str) -> None:
-        self.error = RowError(code, message, field)
-
-
 @dataclass(frozen=True)
 class _Adjustment:
     key: str
@@ -87,35 +92,35 @@ class _Adjustment:
 def _text(data: dict[str, str], name: str, limit: int, *, required: bool) -> str:
     value = data.get(name, "").strip()
     if required and not value:
-        raise _CellError("missing_field", f"The {name} is required.", name)
+        raise CellError("missing_field", f"The {name} is required.", name)
     if len(value) > limit:
-        raise _CellError("bad_format", f"Longer than {limit} characters.", name)
+        raise CellError("bad_format", f"Longer than {limit} characters.", name)
     return value
 
 
 def _amount(value: str) -> int:
     value = value.strip().replace(" ", "")
     if not value:
-        raise _CellError("missing_field", "The amount is required.", "amount")
+        raise CellError("missing_field", "The amount is required.", "amount")
     try:
         amount = int(value)
     except ValueError:
-        raise _CellError("bad_format", f"'{value}' is not a whole number of points.", "amount") from None
+        raise CellError("bad_format", f"'{value}' is not a whole number of points.", "amount") from None
     if amount == 0 or abs(amount) > services.MAX_POINTS:
-        raise _CellError(
+        raise CellError(
             "bad_format", f"The amount must be non-zero and at most {services.MAX_POINTS}.", "amount"
         )
     return amount
 
 
 def parse_adjustment_row(data: dict[str, str], match: str) -> _Adjustment:
-    """Read a row's cells; raises ``_CellError`` for the first unreadable one."""
+    """Read a row's cells; raises ``CellError`` for the first unreadable one."""
     if not data.get(match, "").strip():
-        raise _CellError("missing_field", f"'{match}' is needed to find the member.", match)
+        raise CellError("missing_field", f"'{match}' is needed to find the member.", match)
     try:
         key = member_key(match, data[match])
     except DomainError as error:
-        raise _CellError("bad_format", error.detail, match) from None
+        raise CellError("bad_format", error.detail, match) from None
     return _Adjustment(
         key=key,
         currency=data.get("currency", "").strip().upper(),
@@ -126,11 +131,6 @@ def parse_adjustment_row(data: dict[str, str], match: str) -> _Adjustment:
     )
 
 
-def _row_error(error: DomainError) -> RowError:
-    field = getattr(error, "field", None) or error.extra.get("field")
-    return RowError(_ROW_CODES.get(error.code, error.code), error.detail, field)
-
-
 def process_adjustments(rows: list[ImportRow], ctx: ChunkContext) -> list[RowResult]:
     program = Program.objects.get(pk=ctx.program_id)
     match = ctx.params.get("match", "number")
@@ -139,7 +139,7 @@ def process_adjustments(rows: list[ImportRow], ctx: ChunkContext) -> list[RowRes
     for row in rows:
         try:
             readable.append((row, parse_adjustment_row(row.data, match)))
-        except _CellError as error:
+        except CellError as error:
             results[row.number] = RowResult.failed(row.number, error.error)
     members = members_by_key(
         program=program, match=match, keys=[adjustment.key for _row, adjustment in readable]
@@ -210,7 +210,7 @@ def _adjust(row: ImportRow, adjustment: _Adjustment, member: Member, currency: C
             metadata=metadata,
         )
     except DomainError as error:
-        return RowResult.failed(row.number, _row_error(error), object_ref=adjustment.reference)
+        return RowResult.failed(row.number, row_error(error, _ROW_CODES), object_ref=adjustment.reference)
     if not result.created:
         return RowResult(
             row.number,

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import dateparse, timezone
 
 from jobs.registry import (
+    CellError,
     ChunkContext,
     Column,
     ExportKind,
@@ -24,6 +25,7 @@ from jobs.registry import (
     RowResult,
     register_export,
     register_import,
+    row_error,
 )
 from members.models import Label
 from membership_site.errors import DomainError
@@ -76,11 +78,6 @@ COLUMNS = (
 _NAMES = tuple(column.name for column in COLUMNS)
 
 
-class _CellError(Exception):
-    def __init__(self, field: str, message: str, code: str = "bad_format") -> None:
-        self.error = RowError(code, message, field)
-
-
 def _split(value: str) -> list[str]:
     return [item.strip() for item in value.split("|") if item.strip()]
 
@@ -89,14 +86,14 @@ def _int(value: str, field: str) -> int:
     try:
         return int(value)
     except ValueError:
-        raise _CellError(field, f"'{value}' is not a whole number.") from None
+        raise CellError("bad_format", f"'{value}' is not a whole number.", field) from None
 
 
 def _decimal(value: str, field: str) -> Decimal:
     try:
         return Decimal(value)
     except InvalidOperation:
-        raise _CellError(field, f"'{value}' is not a number.") from None
+        raise CellError("bad_format", f"'{value}' is not a number.", field) from None
 
 
 def _moment(value: str, field: str, program: Program) -> datetime:
@@ -104,7 +101,7 @@ def _moment(value: str, field: str, program: Program) -> datetime:
     if parsed is None:
         day = dateparse.parse_date(value)
         if day is None:
-            raise _CellError(field, f"'{value}' is not an ISO date or date-time.")
+            raise CellError("bad_format", f"'{value}' is not an ISO date or date-time.", field)
         parsed = datetime(day.year, day.month, day.day)
     return timezone.make_aware(parsed, program.tz) if timezone.is_naive(parsed) else parsed
 
@@ -113,9 +110,7 @@ def _by_code(model, program: Program, codes: list[str], field: str) -> list[Any]
     found = {obj.code: obj for obj in model.objects.filter(program=program, code__in=codes)}
     missing = [code for code in codes if code not in found]
     if missing:
-        raise _CellError(
-            field, f"Unknown code(s): {', '.join(missing)}.", code=f"unknown_{field.rstrip('s')}"
-        )
+        raise CellError(f"unknown_{field.rstrip('s')}", f"Unknown code(s): {', '.join(missing)}.", field)
     return [found[code] for code in codes]
 
 
@@ -147,7 +142,7 @@ def parse_row(data: dict[str, str], program: Program, currencies: dict[str, Curr
             values[name] = _moment(value, name, program)
         elif name == "is_active":
             if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise _CellError(name, "Use true or false.")
+                raise CellError("bad_format", "Use true or false.", name)
             values[name] = value.lower() in ("true", "1", "yes")
         elif name in ("voucher_skus", "tier_tags"):
             values[name] = _split(value)
@@ -157,13 +152,13 @@ def parse_row(data: dict[str, str], program: Program, currencies: dict[str, Curr
                 code, _, points = item.partition(":")
                 currency = currencies.get(code.strip().upper())
                 if currency is None:
-                    raise _CellError(name, f"Unknown currency '{code}'.", code="unknown_currency")
+                    raise CellError("unknown_currency", f"Unknown currency '{code}'.", name)
                 costs[currency] = _int(points.strip(), name)
             values[name] = costs
         elif name == "target_currency":
             currency = currencies.get(value.upper())
             if currency is None:
-                raise _CellError(name, f"Unknown currency '{value}'.", code="unknown_currency")
+                raise CellError("unknown_currency", f"Unknown currency '{value}'.", name)
             values[name] = currency
         elif name == "eligible_tiers":
             values[name] = _by_code(Tier, program, _split(value), name)
@@ -192,7 +187,7 @@ def process_rewards(rows: list[ImportRow], ctx: ChunkContext) -> list[RowResult]
                 if existing is None:
                     for required in ("name", "kind", "costs"):
                         if required not in values:
-                            raise _CellError(required, f"A new reward needs its {required}.", "missing_field")
+                            raise CellError("missing_field", f"A new reward needs its {required}.", required)
                     reward = services.reward_create(program=program, code=code, actor=ctx.actor, **values)
                     outcome = "created"
                 elif values:
@@ -200,13 +195,11 @@ def process_rewards(rows: list[ImportRow], ctx: ChunkContext) -> list[RowResult]
                     outcome = "updated"
                 else:
                     reward, outcome = existing, "unchanged"
-        except _CellError as error:
+        except CellError as error:
             results.append(RowResult.failed(row.number, error.error, object_ref=code))
             continue
         except DomainError as error:
-            results.append(
-                RowResult.failed(row.number, RowError(error.code, error.detail, error.field), object_ref=code)
-            )
+            results.append(RowResult.failed(row.number, row_error(error), object_ref=code))
             continue
         results.append(RowResult(row=row.number, outcome=outcome, object_id=reward.pk, object_ref=code))
     return results

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import dateparse
 
 from jobs.registry import (
+    CellError,
     ChunkContext,
     Column,
     ExportKind,
@@ -30,6 +31,7 @@ from jobs.registry import (
     RowResult,
     register_export,
     register_import,
+    row_error,
 )
 from members.bulk import member_key, members_by_key
 from members.imports import MemberMatchParams
@@ -47,22 +49,12 @@ _FALSE = ("false", "0", "no")
 _MAX_NOTE = TierChange._meta.get_field("note").max_length
 
 
-class _CellError(Exception):
-    def __init__(self, code: str, message: str, field: str) -> None:
-        self.error = RowError(code, message, field)
-
-
-def _row_error(error: DomainError) -> RowError:
-    field = getattr(error, "field", None) or error.extra.get("field")
-    return RowError(error.code, error.detail, field)
-
-
 def _boolean(value: str, field: str) -> bool:
     if value.lower() in _TRUE:
         return True
     if value.lower() in _FALSE:
         return False
-    raise _CellError("bad_format", "Use true or false.", field)
+    raise CellError("bad_format", "Use true or false.", field)
 
 
 # --- tier_assignments ---------------------------------------------------------------------------
@@ -95,19 +87,19 @@ class _Assignment:
 
 def parse_assignment_row(data: dict[str, str], match: str) -> _Assignment:
     if not data.get(match, "").strip():
-        raise _CellError("missing_field", f"'{match}' is needed to find the member.", match)
+        raise CellError("missing_field", f"'{match}' is needed to find the member.", match)
     try:
         key = member_key(match, data[match])
     except DomainError as error:
-        raise _CellError("bad_format", error.detail, match) from None
+        raise CellError("bad_format", error.detail, match) from None
     tier = data.get("tier", "").strip()
     if not tier:
-        raise _CellError("missing_field", "The tier code is required.", "tier")
+        raise CellError("missing_field", "The tier code is required.", "tier")
     reason = data.get("reason", "").strip()
     if not reason:
-        raise _CellError("missing_field", "The reason is required.", "reason")
+        raise CellError("missing_field", "The reason is required.", "reason")
     if len(reason) > _MAX_NOTE:
-        raise _CellError("bad_format", f"Longer than {_MAX_NOTE} characters.", "reason")
+        raise CellError("bad_format", f"Longer than {_MAX_NOTE} characters.", "reason")
     locked_until = None
     if data.get("locked_until", "").strip():
         value = data["locked_until"].strip()
@@ -116,7 +108,7 @@ def parse_assignment_row(data: dict[str, str], match: str) -> _Assignment:
         except ValueError:
             locked_until = None
         if locked_until is None:
-            raise _CellError("bad_format", f"'{value}' is not a date (YYYY-MM-DD).", "locked_until")
+            raise CellError("bad_format", f"'{value}' is not a date (YYYY-MM-DD).", "locked_until")
     lifetime = _boolean(data["lifetime"].strip(), "lifetime") if data.get("lifetime", "").strip() else False
     return _Assignment(key, tier, reason, locked_until, lifetime)
 
@@ -129,7 +121,7 @@ def process_assignments(rows: list[ImportRow], ctx: ChunkContext) -> list[RowRes
     for row in rows:
         try:
             readable.append((row, parse_assignment_row(row.data, match)))
-        except _CellError as error:
+        except CellError as error:
             results[row.number] = RowResult.failed(row.number, error.error)
     members = members_by_key(program=program, match=match, keys=[item.key for _row, item in readable])
     tiers = {tier.code: tier for tier in Tier.objects.filter(program=program)}
@@ -183,7 +175,7 @@ def _assign(row: ImportRow, assignment: _Assignment, member: Member, tier: Tier,
             lifetime=assignment.lifetime,
         )
     except DomainError as error:
-        return RowResult.failed(row.number, _row_error(error), **done)
+        return RowResult.failed(row.number, row_error(error), **done)
     return RowResult(row.number, "updated", **done)
 
 
@@ -256,7 +248,7 @@ def _serializer_error(errors: dict[str, Any]) -> RowError:
 
 def parse_tier_row(data: dict[str, str], *, creating: bool) -> dict[str, Any]:
     """The row's non-empty cells, read by the API's tier serializer: for a new tier with
-    the API's defaults, for an existing one only the cells given. Raises ``_CellError``."""
+    the API's defaults, for an existing one only the cells given. Raises ``CellError``."""
     values: dict[str, Any] = {}
     for name in _DEFINITION_FIELDS:
         value = (data.get(name) or "").strip()
@@ -271,7 +263,7 @@ def parse_tier_row(data: dict[str, str], *, creating: bool) -> dict[str, Any]:
     serializer = TierCreateSerializer(data=values, partial=not creating)
     if not serializer.is_valid():
         error = _serializer_error(serializer.errors)
-        raise _CellError(error.code, error.message, error.field or "code")
+        raise CellError(error.code, error.message, error.field or "code")
     return dict(serializer.validated_data)
 
 
@@ -296,11 +288,11 @@ def process_tiers(rows: list[ImportRow], ctx: ChunkContext) -> list[RowResult]:
                     if changes:
                         tier = services.tier_update(tier=existing, actor=ctx.actor, **changes)
                         outcome = "updated"
-        except _CellError as error:
+        except CellError as error:
             results.append(RowResult.failed(row.number, error.error, object_ref=code))
             continue
         except DomainError as error:
-            results.append(RowResult.failed(row.number, _row_error(error), object_ref=code))
+            results.append(RowResult.failed(row.number, row_error(error), object_ref=code))
             continue
         results.append(RowResult(row.number, outcome, object_id=tier.pk, object_ref=tier.code))
     return results
