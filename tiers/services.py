@@ -231,11 +231,13 @@ def tier_settings_update(*, program: Program, actor: Actor, adjustments_qualify:
 # --- Default tier for new and existing members ------------------------------------------
 
 
-@transaction.atomic
 def members_assign_default(*, members: Sequence[Member], actor: Actor) -> int:
     """Give new members their program's default tier, in two queries whatever their number
     (the ``members_created`` hook). Members of a program without tiers get nothing yet: the
-    evaluation assigns them once the program has tiers. Returns the number assigned."""
+    evaluation assigns them once the program has tiers. Returns the number assigned.
+
+    No savepoint of its own: it is on the path of every earn, and one read followed by one
+    ``INSERT ... ON CONFLICT DO NOTHING`` is safe without one."""
     if not members:
         return 0
     defaults = dict(

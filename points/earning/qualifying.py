@@ -168,9 +168,10 @@ def points_earn_qualifying(
     """``points_earn`` that also records the points as qualifying activity (source
     ``earn``, reference ``earn:<transaction id>``) when they are in the default currency."""
     currency = currency or default_currency(program_id=member.program_id)
-    lock_members([member], [currency], actor=actor)
+    accounts = lock_members([member], [currency], actor=actor)
     result = services.points_earn(
         member=member,
+        account=accounts[(member.pk, currency.pk)],
         amount=amount,
         actor=actor,
         currency=currency,
@@ -209,9 +210,10 @@ def points_adjust_qualifying(
     """``points_adjust`` that records the signed points as activity of source
     ``adjustment`` (tiers counts it only if the program says adjustments qualify)."""
     currency = currency or default_currency(program_id=member.program_id)
-    lock_members([member], [currency], actor=actor)
+    accounts = lock_members([member], [currency], actor=actor)
     result = services.points_adjust(
         member=member,
+        account=accounts[(member.pk, currency.pk)],
         amount=amount,
         reason=reason,
         actor=actor,

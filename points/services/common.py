@@ -82,8 +82,16 @@ def _requested_currency(member: Member, currency: Currency | None, reference: st
     return currency
 
 
-def _lock_for(member: Member, currency: Currency | None) -> tuple[Currency, Account]:
-    """(currency, the member's account in it, locked); an inactive currency is refused."""
+def _lock_for(
+    member: Member, currency: Currency | None, locked: Account | None = None
+) -> tuple[Currency, Account]:
+    """(currency, the member's account in it, locked); an inactive currency is refused.
+    ``locked``: that account, when the caller has already locked it in this transaction
+    (``earning.qualifying.lock_members``); it is not locked a second time."""
+    if locked is not None:
+        if currency is None or locked.member_id != member.pk or locked.currency_id != currency.pk:
+            raise ValueError("The locked account must be the member's account in the currency.")
+        return _active_currency(member, currency), locked
     account = None
     if currency is None:
         account = ledger.lock_default_account(member)

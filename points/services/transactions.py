@@ -61,11 +61,14 @@ def points_earn(
     metadata: dict | None = None,
     description: str = "",
     event_data: dict | None = None,
+    account: Account | None = None,
 ) -> PointsResult:
     """Credit earned points in a new lot expiring by the currency's policy (counted from
     ``occurred_at``). With ``pending_until`` in the future they are pending until then:
     visible, not spendable. ``event_data``: extra members of the ``points.earned`` event
-    (e.g. the purchase that earned them)."""
+    (e.g. the purchase that earned them).
+    ``account``: the member's account in ``currency`` when the caller has already locked it
+    in this transaction (``earning.qualifying.lock_members``)."""
     _check_amount(amount)
     currency = _requested_currency(member, currency, reference)
     check_member(member, spending=False)
@@ -81,7 +84,7 @@ def points_earn(
     if replay:
         return replay
     now = timezone.now()
-    currency, account = _lock_for(member, currency)
+    currency, account = _lock_for(member, currency, account)
     if currency.expiry_policy == P.INACTIVITY:
         ledger.expire_due(account, actor=actor, now=now)
     pending = pending_until is not None and pending_until > now
@@ -196,9 +199,12 @@ def points_adjust(
     description: str = "",
     metadata: dict | None = None,
     occurred_at: datetime | None = None,
+    account: Account | None = None,
 ) -> PointsResult:
     """A manual correction: positive amounts credit a new lot (expiring by the policy from
-    now), negative ones are taken from available points first-to-expire."""
+    now), negative ones are taken from available points first-to-expire.
+    ``account``: the member's account in ``currency`` when the caller has already locked it
+    in this transaction (``earning.qualifying.lock_members``)."""
     _check_amount(amount, signed=True)
     if not (reason or "").strip():
         raise InvalidInputError("An adjustment needs a reason.", field="reason")
@@ -216,7 +222,7 @@ def points_adjust(
     if replay:
         return replay
     now = timezone.now()
-    currency, account = _lock_for(member, currency)
+    currency, account = _lock_for(member, currency, account)
     lots = []
     if amount < 0 or currency.expiry_policy == P.INACTIVITY:
         lots = ledger.expire_due(account, actor=actor, now=now)

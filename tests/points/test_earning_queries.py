@@ -89,3 +89,52 @@ def test_fifty_lines_twenty_campaigns_purchase_within_a_fixed_number_of_queries(
     assert result.purchase.points > 0
     with django_assert_max_num_queries(MAX_QUOTE_QUERIES):
         purchases.purchase_quote(program=program, member=member, lines=basket(50))
+
+
+def _account_locks(queries) -> int:
+    return sum(
+        1
+        for query in queries.captured_queries
+        if 'FROM "points_account"' in query["sql"] and "FOR UPDATE" in query["sql"]
+    )
+
+
+@pytest.mark.parametrize("service", ["earn", "adjust"])
+def test_qualifying_earn_and_adjust_lock_the_account_once(program, make_member, service):
+    """``lock_members`` locks the account and hands it to the ledger service, which does
+    not lock it again (one query less on the hottest path)."""
+    from points.earning import qualifying
+
+    member = make_member()
+    qualifying.points_earn_qualifying(member=member, amount=5, actor=SYSTEM)  # the account exists
+    with CaptureQueriesContext(connection) as queries:
+        if service == "earn":
+            qualifying.points_earn_qualifying(member=member, amount=5, actor=SYSTEM)
+        else:
+            qualifying.points_adjust_qualifying(member=member, amount=-3, reason="fix", actor=SYSTEM)
+    assert _account_locks(queries) == 1
+    from points.models import Account
+
+    assert Account.objects.get(member=member).available == (10 if service == "earn" else 2)
+
+
+def test_a_locked_account_of_another_member_or_currency_is_refused(program, make_member):
+    from points import services
+    from points.earning.qualifying import lock_members
+    from points.selectors import default_currency
+
+    currency = default_currency(program_id=program.pk)
+    first, second = make_member(), make_member()
+    accounts = lock_members([first, second], [currency], actor=SYSTEM)
+    with pytest.raises(ValueError):
+        services.points_earn(
+            member=first,
+            amount=1,
+            actor=SYSTEM,
+            currency=currency,
+            account=accounts[(second.pk, currency.pk)],
+        )
+    with pytest.raises(ValueError):
+        services.points_adjust(
+            member=first, amount=1, reason="x", actor=SYSTEM, account=accounts[(first.pk, currency.pk)]
+        )
