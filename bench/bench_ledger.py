@@ -13,6 +13,10 @@ One run, on the PostgreSQL server of DATABASE_URL:
    this machine, which bounds what any earn implementation can reach;
 4. ``points_verify_ledger`` on the result (the load must leave the ledger consistent).
 
+For each scenario (and pgbench) it also reads, from /proc, the CPU that gunicorn and the
+local PostgreSQL server used during the measured window, per request: with the CPU budget
+per earn that the goal implies on this machine, it shows where an earn's cost lies.
+
 Prints throughput, p50/p95/p99 latency, the ratio earn-per-second / pgbench-tps (goal >=
 0.20 with p99 < 50 ms) and writes bench/results/ledger.json. Events are queued to Redis
 (CELERY_BROKER_URL) as in production, under a throwaway key prefix removed afterwards;
@@ -52,7 +56,10 @@ MEMBERS = int(os.environ.get("BENCH_MEMBERS", "1000"))
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "16"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "15"))
 WARMUP_SECONDS = 2.0
-WORKERS = int(os.environ.get("BENCH_GUNICORN_WORKERS", str((os.cpu_count() or 2) * 2 + 1)))
+# One worker per core and one more: the requests are CPU-bound and PostgreSQL shares the
+# cores; gunicorn's usual 2 x cores + 1 (for workers that wait on I/O) measured ~20% fewer
+# earns per second here, the extra workers costing context switches.
+WORKERS = int(os.environ.get("BENCH_GUNICORN_WORKERS", str((os.cpu_count() or 2) + 1)))
 # pgbench wants a scale at least as large as its number of clients (one branch row each).
 PGBENCH_SCALE = int(os.environ.get("BENCH_PGBENCH_SCALE", str(max(CLIENTS, 10))))
 GOAL_RATIO = 0.20
@@ -103,16 +110,39 @@ def run_pgbench(url: str) -> dict:
         env=env,
         capture_output=True,
     )
-    result = subprocess.run(
-        ["pgbench", "-c", str(CLIENTS), "-j", "2", "-T", str(int(SECONDS)), *_pg_args(url)],
-        check=True,
+    seconds = int(SECONDS)
+    process = subprocess.Popen(
+        ["pgbench", "-c", str(CLIENTS), "-j", "2", "-T", str(seconds), *_pg_args(url)],
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
-    tps = float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", result.stdout).group(1))
-    latency = re.search(r"latency average = ([\d.]+) ms", result.stdout)
-    return {"tps": tps, "clients": CLIENTS, "scale": PGBENCH_SCALE, "latency_avg_ms": float(latency.group(1))}
+    # pgbench's backends exit with it, taking their CPU times along: sample while they run
+    # (from one second in to one second before the end) and scale to the whole run.
+    time.sleep(1)
+    cpu_before, window = cpu_sample(None), time.perf_counter()
+    time.sleep(max(0.5, seconds - 2))
+    cpu_after, window = cpu_sample(None), time.perf_counter() - window
+    output, errors = process.communicate()
+    if process.returncode:
+        raise RuntimeError(f"pgbench failed: {errors}")
+    if cpu_before:
+        cpu_after = {
+            part: cpu_before[part] + (cpu_after[part] - cpu_before[part]) * seconds / window
+            for part in cpu_after
+        }
+    tps = float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", output).group(1))
+    latency = re.search(r"latency average = ([\d.]+) ms", output)
+    transactions = int(re.search(r"number of transactions actually processed: (\d+)", output).group(1))
+    cpu = cpu_per_request(cpu_before, cpu_after, transactions)
+    return {
+        "tps": tps,
+        "clients": CLIENTS,
+        "scale": PGBENCH_SCALE,
+        "latency_avg_ms": float(latency.group(1)),
+        **({"database_cpu_ms": cpu["database_cpu_ms"]} if cpu else {}),
+    }
 
 
 def _free_port() -> int:
@@ -138,6 +168,53 @@ def _app_env(db_url: str, key_prefix: str) -> dict[str, str]:
         # Static files are not served here; an existing directory keeps WhiteNoise quiet.
         "STATIC_ROOT": tempfile.gettempdir(),
     }
+
+
+# --- CPU accounting (Linux /proc) ---------------------------------------------------------
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process so far; 0 once it has gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def cpu_sample(server_pid: int | None) -> dict[str, float]:
+    """CPU seconds used so far by the app server (gunicorn's master and workers) and by the
+    local PostgreSQL server's processes (backends and background processes). Empty where
+    there is no /proc; the database part is 0 when the server runs on another machine."""
+    if not os.path.isdir("/proc"):
+        return {}
+    server = database = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                raw = stat.read()
+        except OSError:
+            continue
+        name = raw[raw.index("(") + 1 : raw.rindex(")")]
+        parent = int(raw.rsplit(")", 1)[1].split()[1])
+        if server_pid is not None and server_pid in (pid, parent):
+            server += _cpu_seconds(pid)
+        elif name.startswith("postgres"):
+            database += _cpu_seconds(pid)
+    return {"server": server, "database": database}
+
+
+def cpu_per_request(before: dict[str, float], after: dict[str, float], requests: int) -> dict[str, float]:
+    """Milliseconds of CPU per request (or pgbench transaction) of each part."""
+    if not before or not requests:
+        return {}
+    return {f"{part}_cpu_ms": round((after[part] - before[part]) / requests * 1000, 2) for part in before}
 
 
 # --- Load generation -----------------------------------------------------------------------
@@ -193,7 +270,7 @@ def _client_process(base_url, key, paths, threads, start_at, stop_at, queue):
     queue.put((latencies, errors))
 
 
-def drive(base_url: str, key: str, paths: list[tuple[str, dict]]) -> dict:
+def drive(base_url: str, key: str, paths: list[tuple[str, dict]], server_pid: int | None = None) -> dict:
     start_at = time.time() + WARMUP_SECONDS
     stop_at = start_at + SECONDS
     queue: multiprocessing.Queue = multiprocessing.Queue()
@@ -209,6 +286,11 @@ def drive(base_url: str, key: str, paths: list[tuple[str, dict]]) -> dict:
     ]
     for process in processes:
         process.start()
+    # CPU used during the measured window only (the clients record latencies from start_at).
+    time.sleep(max(0.0, start_at - time.time()))
+    cpu_before = cpu_sample(server_pid)
+    time.sleep(max(0.0, stop_at - time.time()))
+    cpu_after = cpu_sample(server_pid)
     latencies: list[float] = []
     errors: dict[str, int] = {}
     for _ in processes:
@@ -235,6 +317,7 @@ def drive(base_url: str, key: str, paths: list[tuple[str, dict]]) -> dict:
         "p99_ms": pct(99),
         "mean_ms": round(statistics.fmean(latencies) * 1000, 2) if latencies else 0.0,
         "errors": errors,
+        **cpu_per_request(cpu_before, cpu_after, len(latencies)),
     }
 
 
@@ -335,7 +418,7 @@ def main() -> int:
         results["scenarios"] = {}
         for name, paths in scenarios.items():
             print(f"{name}: {CLIENTS} clients, {SECONDS:.0f} s ...", flush=True)
-            results["scenarios"][name] = outcome = drive(base_url, data["api_key"], paths)
+            results["scenarios"][name] = outcome = drive(base_url, data["api_key"], paths, server.pid)
             print(
                 f"  {outcome['per_second']:.0f}/s  p50 {outcome['p50_ms']} ms  p95 {outcome['p95_ms']} ms  "
                 f"p99 {outcome['p99_ms']} ms  errors {outcome['errors'] or 'none'}",
@@ -378,12 +461,17 @@ def main() -> int:
         "met": ratio >= GOAL_RATIO and earn["p99_ms"] < GOAL_P99_MS,
     }
     print()
-    print(f"{'scenario':<20}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
+    print(f"{'scenario':<20}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'app CPU':>9}{'db CPU':>9}")
     for name, outcome in results["scenarios"].items():
         print(
             f"{name:<20}{outcome['per_second']:>9.0f}{outcome['p50_ms']:>9}{outcome['p95_ms']:>9}{outcome['p99_ms']:>9}"
+            f"{outcome.get('server_cpu_ms', '-'):>9}{outcome.get('database_cpu_ms', '-'):>9}"
         )
-    print(f"{'pgbench (TPC-B)':<20}{results['pgbench']['tps']:>9.0f}")
+    print(
+        f"{'pgbench (TPC-B)':<20}{results['pgbench']['tps']:>9.0f}{'':>27}{'':>9}"
+        f"{results['pgbench'].get('database_cpu_ms', '-'):>9}"
+    )
+    print("(CPU columns: milliseconds of CPU per request, of gunicorn and of PostgreSQL)")
     print(
         f"Baseline pgbench {results['pgbench']['tps']:.0f} tps; earn {earn['per_second']:.0f}/s; "
         f"ratio {ratio:.3f} (goal >= {GOAL_RATIO}, p99 {earn['p99_ms']} ms, goal < {GOAL_P99_MS} ms): "
@@ -393,6 +481,21 @@ def main() -> int:
         ceiling = results["scenarios"][name]["per_second"] / results["pgbench"]["tps"]
         results[f"ratio_{name}_per_pgbench_tps"] = round(ceiling, 3)
         print(f"Ceiling {name.removeprefix('ceiling_')}: {ceiling:.3f} of pgbench (no earn can beat it)")
+    if "server_cpu_ms" in earn:
+        # What the goal asks of one earn: at the goal rate, the machine's cores shared by
+        # the server, the database and the load generator leave this much CPU per earn.
+        goal_rate = GOAL_RATIO * results["pgbench"]["tps"]
+        budget_ms = (os.cpu_count() or 1) / goal_rate * 1000
+        used_ms = earn["server_cpu_ms"] + earn["database_cpu_ms"]
+        healthz_ms = results["scenarios"]["ceiling_healthz"].get("server_cpu_ms")
+        results["goal"]["cpu_budget_ms_per_earn"] = round(budget_ms, 2)
+        results["goal"]["cpu_used_ms_per_earn"] = round(used_ms, 2)
+        print(
+            f"At the goal ({goal_rate:.0f} earns/s on {os.cpu_count()} cores) one earn may use at most "
+            f"{budget_ms:.2f} ms of CPU in all; it uses {earn['server_cpu_ms']} ms in the app and "
+            f"{earn['database_cpu_ms']} ms in PostgreSQL ({used_ms / budget_ms:.1f}x the budget; "
+            f"GET /healthz alone: {healthz_ms} ms in the app)"
+        )
     print(f"Queries per request: earn {results['queries']['earn']}, redeem {results['queries']['redeem']}")
     print(
         f"One earn at a time (in-process): {results['sequential_earn']['wall_ms']} ms wall, "
