@@ -444,6 +444,7 @@ def activity_record(
     points: int = 0,
     visits: int = 0,
     actor: Actor,
+    locked: bool = False,
 ) -> ActivityRecorded:
     """Record qualifying activity for ``member`` and upgrade them at once if it crosses a
     threshold. Call it inside the transaction that books the purchase, earn or refund.
@@ -471,6 +472,11 @@ def activity_record(
     your own events for the member in the same transaction (e.g. ``points.earned``):
     everywhere the tier row is locked before the event counter, so the evaluation and a
     purchase can never deadlock.
+
+    ``locked``: the caller has already locked the member's tier row in this transaction and
+    given them the default tier where the program has one
+    (``points.earning.qualifying.lock_members``), and ``member.status`` is current: neither
+    the default tier nor the member's status is looked up again (two queries less per earn).
     """
     program = member.program
     _check_activity(
@@ -483,8 +489,8 @@ def activity_record(
         visits=visits,
     )
     # A terminated member's activity is kept (late refunds) but changes no tier.
-    terminated = _current_status(member) == Member.Status.TERMINATED
-    state = _state_for_update(member, create=not terminated)
+    terminated = (member.status if locked else _current_status(member)) == Member.Status.TERMINATED
+    state = _state_for_update(member, create=not (terminated or locked))
     values = {"occurred_at": occurred_at, "spend": spend, "points": points, "visits": visits}
     activity = TierActivity(
         program_id=member.program_id,

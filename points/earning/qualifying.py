@@ -117,9 +117,11 @@ def record(
     points: int = 0,
     visits: int = 0,
 ):
-    """``tiers.services.activity_record`` with the defaults of the earning code."""
+    """``tiers.services.activity_record`` with the defaults of the earning code, for a member
+    whose rows ``lock_members`` has locked in this transaction (every caller here does)."""
     kwargs = {"spend": spend} if spend is not None else {}
     return tier_services.activity_record(
+        locked=True,
         member=member,
         occurred_at=occurred_at,
         source=source,

@@ -138,3 +138,18 @@ def test_a_locked_account_of_another_member_or_currency_is_refused(program, make
         services.points_adjust(
             member=first, amount=1, reason="x", actor=SYSTEM, account=accounts[(first.pk, currency.pk)]
         )
+
+
+def test_qualifying_earn_reads_neither_the_member_status_nor_the_default_tier_twice(program, make_member):
+    """``record`` tells ``activity_record`` that ``lock_members`` already locked the tier row
+    and gave the default tier: in a program without tiers the default tier is looked up once,
+    and the member's status is not read again."""
+    from points.earning import qualifying
+
+    member = make_member()
+    qualifying.points_earn_qualifying(member=member, amount=5, actor=SYSTEM)
+    with CaptureQueriesContext(connection) as queries:
+        qualifying.points_earn_qualifying(member=member, amount=5, actor=SYSTEM)
+    statements = [query["sql"] for query in queries.captured_queries]
+    assert sum('FROM "tiers_tier"' in sql for sql in statements) == 1
+    assert not any(sql.startswith('SELECT "members_member"."status"') for sql in statements)
