@@ -557,6 +557,8 @@ def _tier_of(state: MemberTier | None) -> Tier | None:
 
 def _upgrade_if_qualified(state: MemberTier, program: Program, actor: Actor) -> TierChange | None:
     tiers = {tier.pk: tier for tier in Tier.objects.filter(program=program)}
+    if not MemberTier.tier.is_cached(state) and state.tier_id in tiers:
+        state.tier = tiers[state.tier_id]  # the caller reads it: spare the lazy query
     ladder = rules.Ladder.of(tiers.values())
     today = local_today(program)
     metrics = rules.window_metrics(

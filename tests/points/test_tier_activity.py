@@ -270,3 +270,16 @@ def test_today_is_program_local_for_activity(ladder, member, base_rule, buy):
     purchase = buy(member, [line("A", "10.00")], occurred_at=late)
     activity = TierActivity.objects.get(source="purchase")
     assert activity.occurred_on == late.astimezone(PARIS).date() == purchase.occurred_on
+
+
+def test_earn_in_a_program_with_tiers_reads_the_tiers_once(ladder, member):
+    """The upgrade check reads the program's tiers; the member's current tier is taken from
+    them rather than looked up again."""
+    from django.test.utils import CaptureQueriesContext
+
+    qualifying.points_earn_qualifying(member=member, amount=5, actor=SYSTEM)
+    with CaptureQueriesContext(connection) as queries:
+        result = qualifying.points_earn_qualifying(member=member, amount=5, actor=SYSTEM)
+    assert result.created
+    assert sum('FROM "tiers_tier"' in query["sql"] for query in queries.captured_queries) == 1
+    assert tier_of(member) == "bronze"
