@@ -24,6 +24,7 @@ from hypothesis.stateful import (
 from members import services as member_services
 from membership_site.errors import DomainError
 from points import services, upkeep
+from points.earning import qualifying
 from points.models import Account, Entry, Hold, Lot
 
 from .conftest import SYSTEM
@@ -65,11 +66,15 @@ class LedgerMachine(RuleBasedStateMachine):
         amount=st.integers(1, 400),
         days_ago=st.integers(0, 45),
         pending=st.booleans(),
+        through_qualifying=st.booleans(),
     )
-    def earn(self, who, amount, days_ago, pending):
+    def earn(self, who, amount, days_ago, pending, through_qualifying):
+        # The API's path (qualifying: the account locked by lock_members and handed over)
+        # or the service's own locking.
+        service = qualifying.points_earn_qualifying if through_qualifying else services.points_earn
         now = timezone.now()
         self._do(
-            lambda: services.points_earn(
+            lambda: service(
                 member=self.members[who],
                 amount=amount,
                 currency=self.currency,
@@ -87,10 +92,15 @@ class LedgerMachine(RuleBasedStateMachine):
             )
         )
 
-    @rule(who=st.integers(0, MEMBERS - 1), amount=st.integers(-200, 200).filter(bool))
-    def adjust(self, who, amount):
+    @rule(
+        who=st.integers(0, MEMBERS - 1),
+        amount=st.integers(-200, 200).filter(bool),
+        through_qualifying=st.booleans(),
+    )
+    def adjust(self, who, amount, through_qualifying):
+        service = qualifying.points_adjust_qualifying if through_qualifying else services.points_adjust
         self._do(
-            lambda: services.points_adjust(
+            lambda: service(
                 member=self.members[who],
                 amount=amount,
                 reason="property",
