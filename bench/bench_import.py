@@ -21,10 +21,12 @@ The run then exports the members to CSV through an export job and prints the pea
 allocations (tracemalloc, export only) next to the file's size, to show that exports
 stream. Peak memory is the process's peak resident size (ru_maxrss), which does not slow
 the run as tracemalloc would. Last, it imports ``BENCH_ADJUSTMENTS`` point adjustments
-(default 5,000) through the ``point_adjustments`` job, against the baseline of calling
-``points_adjust_qualifying`` directly for as many other members (one transaction per chunk, the
-work the job delegates to the ledger), and exports the ledger's transactions, balances
-and liability the same way.
+(default 5,000, all credits, as when opening balances are migrated) through the
+``point_adjustments`` job, which writes a chunk's credits together
+(``points_adjust_credits_qualifying``), against the baseline of calling
+``points_adjust_qualifying`` (one adjustment at a time, as the API does) directly for as
+many other members, one transaction per chunk; then it exports the ledger's transactions,
+balances and liability the same way.
 
 Uses its own database (``loyalty_bench_import`` on the server of DATABASE_URL), dropped
 and created afresh each run. ``BENCH_ROWS`` changes the row count.
@@ -243,7 +245,7 @@ def main() -> int:
     print(
         f"Adjustments baseline: {adjustments['direct_seconds']:8.2f} s  "
         f"{adjustments['direct_rows_per_second']:12,} rows/s "
-        "(points_adjust_qualifying called directly, same count)"
+        "(points_adjust_qualifying called directly, one at a time, same count)"
     )
     print(
         f"Point adjustments:    {adjustments['seconds']:8.2f} s  {adjustments['rows_per_second']:12,} rows/s "
@@ -357,8 +359,8 @@ def time_database_floor(program_id: int, chunk_size: int) -> float:
 
 
 def _time_adjustments(program_id: int) -> dict:
-    """Import point adjustments for the first members (one points_adjust_qualifying per row, through
-    the job), then export transactions, balances and liability under tracemalloc."""
+    """Import point adjustments (credits) for the first members through the job, then
+    export transactions, balances and liability under tracemalloc."""
     import tracemalloc
 
     from django.utils import timezone
@@ -431,7 +433,7 @@ def _time_adjustments(program_id: int) -> dict:
 
 def _time_direct_adjustments(program_id: int, *, first: int, count: int) -> float:
     """The baseline: points_adjust_qualifying (the ledger's adjustment and the tiers'
-    qualifying activity, what the job delegates each row to) for ``count`` members from the
+    qualifying activity, one adjustment at a time, as the API makes them) for ``count`` members from the
     ``first``-th, one transaction per ``JOBS_CHUNK_SIZE`` rows, as a chunk of the job runs
     them."""
     from django.conf import settings

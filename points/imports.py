@@ -2,7 +2,10 @@
 ``points.earning.qualifying.points_adjust_qualifying`` (the same service as the API and
 the admin: the ledger's ``points_adjust``, plus the tiers' qualifying activity of source
 ``adjustment`` in the default currency), from the API (``POST
-/api/v1/imports/point_adjustments``) and ``manage.py import_points``.
+/api/v1/imports/point_adjustments``) and ``manage.py import_points``. A member whose rows
+in a chunk are all credits gets them written together
+(``qualifying.points_adjust_credits_qualifying``: the same rows, a few statements per
+chunk); the others' rows go one at a time, in file order.
 
 A row names a member (found as the member imports find them: ``match`` = number, email
 or external_ref), a currency (empty: the program's default), a signed amount, a reason
@@ -17,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from django.db import IntegrityError, transaction
 
 from jobs.registry import (
     CellError,
@@ -37,7 +42,7 @@ from programs.models import Program
 
 from . import posting, services
 from .earning import qualifying
-from .models import Currency, Transaction
+from .models import Account, Currency, Transaction
 
 # Domain error codes as row error codes (the others are kept as they are).
 _ROW_CODES = {
@@ -185,17 +190,93 @@ def process_adjustments(rows: list[ImportRow], ctx: ChunkContext) -> list[RowRes
             by_currency.setdefault(currency.pk, (currency, {}))[1][member.pk] = member
     locking = {pk: member for _currency, members_ in by_currency.values() for pk, member in members_.items()}
     qualifying.lock_members(list(locking.values()), [], actor=ctx.actor)  # tier rows only
+    accounts: dict[tuple[int, int], Account] = {}
     for _pk, (currency, currency_members) in sorted(by_currency.items()):  # currencies in a fixed order too
-        posting.lock_accounts(currency_members.values(), currency)
-    for row, adjustment, member, currency in sorted(todo, key=lambda item: (item[2].pk, item[0].number)):
-        results[row.number] = _adjust(row, adjustment, member, currency, ctx)
+        for member_id, account in posting.lock_accounts(currency_members.values(), currency).items():
+            accounts[(member_id, currency.pk)] = account
+    todo.sort(key=lambda item: (item[2].pk, item[0].number))
+    batched = _batchable(todo, accounts, program)
+    if batched:
+        try:
+            results.update(_credit_together(batched, accounts, program, ctx))
+        except IntegrityError:
+            # A reference taken meanwhile by another request: the batch is rolled back (its
+            # savepoint) and its rows go one by one, which reports that row as it should.
+            batched = []
+    done = {id(item) for item in batched}
+    for item in todo:
+        if id(item) not in done:
+            row, adjustment, member, currency = item
+            results[row.number] = _adjust(row, adjustment, member, currency, ctx)
     return [results[row.number] for row in rows]
 
 
-def _adjust(row: ImportRow, adjustment: _Adjustment, member: Member, currency: Currency, ctx) -> RowResult:
+def _batchable(todo, accounts, program: Program) -> list:
+    """The rows that can be written together (``points_adjust_credits``): those of members
+    whose rows in this chunk are all credits the batch takes, with references not used
+    yet. A member with any other row keeps all of theirs one by one, so that their rows
+    still apply in file order (a debit before a credit fails as it would alone)."""
+    used = set(
+        Transaction.objects.filter(
+            program_id=program.pk,
+            kind=Transaction.Kind.ADJUST,
+            reference__in=[adjustment.reference for _row, adjustment, _member, _currency in todo],
+        ).values_list("reference", flat=True)
+    )
+    excluded = set()
+    for _row, adjustment, member, currency in todo:
+        account = accounts.get((member.pk, currency.pk))
+        if (
+            account is None
+            or adjustment.reference in used
+            or not services.credit_batchable(
+                member=member, currency=currency, account=account, amount=adjustment.amount
+            )
+        ):
+            excluded.add(member.pk)
+    return [item for item in todo if item[2].pk not in excluded]
+
+
+def _credit_together(batched, accounts, program: Program, ctx) -> dict[int, RowResult]:
+    """Write the batchable rows per currency, a few statements each; every row ``created``."""
+    results = {}
+    by_currency: dict[int, list] = {}
+    for item in batched:
+        by_currency.setdefault(item[3].pk, []).append(item)
+    with transaction.atomic():
+        for _pk, items in sorted(by_currency.items()):
+            currency = items[0][3]
+            credits = [
+                services.Credit(
+                    member=member,
+                    account=accounts[(member.pk, currency.pk)],
+                    amount=adjustment.amount,
+                    reason=adjustment.reason,
+                    reference=adjustment.reference,
+                    description=adjustment.description,
+                    metadata=_metadata(row, ctx),
+                )
+                for row, adjustment, member, _currency in items
+            ]
+            txns = qualifying.points_adjust_credits_qualifying(
+                program=program, currency=currency, credits=credits, actor=ctx.actor
+            )
+            for (row, adjustment, _member, _currency), txn in zip(items, txns, strict=True):
+                results[row.number] = RowResult(
+                    row.number, "created", object_id=txn.pk, object_ref=adjustment.reference
+                )
+    return results
+
+
+def _metadata(row: ImportRow, ctx) -> dict[str, Any]:
     metadata: dict[str, Any] = {"import_row": row.number}
     if ctx.job_id is not None:
         metadata["import_job"] = ctx.job_id
+    return metadata
+
+
+def _adjust(row: ImportRow, adjustment: _Adjustment, member: Member, currency: Currency, ctx) -> RowResult:
+    metadata = _metadata(row, ctx)
     try:
         # The service is atomic (ledger write and qualifying activity together): a failing
         # row leaves nothing behind. Its own locks are already held (see above).

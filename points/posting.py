@@ -13,7 +13,7 @@ Rules it keeps (see the invariants in models.py):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain
@@ -154,24 +154,32 @@ def is_reference_clash(error: IntegrityError) -> bool:
 
 def post(posting: Posting) -> None:
     """Write the entries, lots, movements and the accounts' new balances."""
-    total = sum(entry.amount for entry in posting.entries)
-    if total != 0 or len(posting.entries) < 2:
-        raise AssertionError(f"Unbalanced posting for {posting.txn}: {total} over {len(posting.entries)}")
-    for account in posting.accounts.values():
-        account.updated_at = posting.txn.recorded_at
-    if connection.vendor == "postgresql" and all(m.lot.pk is not None for m in posting.movements):
-        _post_in_one_statement(posting)
+    post_many([posting])
+
+
+def post_many(postings: Sequence[Posting]) -> None:
+    """``post`` for several transactions' postings at once (bulk imports). An account or a
+    lot in several of them must be the same object in each (its final values are written)."""
+    for posting in postings:
+        total = sum(entry.amount for entry in posting.entries)
+        if total != 0 or len(posting.entries) < 2:
+            raise AssertionError(f"Unbalanced posting for {posting.txn}: {total} over {len(posting.entries)}")
+        for account in posting.accounts.values():
+            account.updated_at = posting.txn.recorded_at
+    if connection.vendor == "postgresql" and all(m.lot.pk is not None for p in postings for m in p.movements):
+        _post_in_one_statement(postings)
         return
-    Entry.objects.bulk_create(posting.entries)
-    if posting.new_lots:
-        Lot.objects.bulk_create(posting.new_lots)
-    if posting.changed_lots:
-        Lot.objects.bulk_update(list(posting.changed_lots.values()), ["remaining", "is_pending"])
-    if posting.movements:
-        for movement in posting.movements:
-            movement.lot_id = movement.lot.pk
-        LotMovement.objects.bulk_create(posting.movements)
-    for account in sorted(posting.accounts.values(), key=lambda a: a.pk):
+    Entry.objects.bulk_create([entry for posting in postings for entry in posting.entries])
+    Lot.objects.bulk_create([lot for posting in postings for lot in posting.new_lots])
+    changed = {pk: lot for posting in postings for pk, lot in posting.changed_lots.items()}
+    if changed:
+        Lot.objects.bulk_update(list(changed.values()), ["remaining", "is_pending"])
+    movements = [movement for posting in postings for movement in posting.movements]
+    for movement in movements:
+        movement.lot_id = movement.lot.pk
+    LotMovement.objects.bulk_create(movements)
+    accounts = {pk: account for posting in postings for pk, account in posting.accounts.items()}
+    for account in sorted(accounts.values(), key=lambda a: a.pk):
         account.save(update_fields=[*_ACCOUNT_FIELDS, "updated_at"])
 
 
@@ -184,19 +192,20 @@ _POST_SQL = """
 WITH
   entries AS (
     INSERT INTO points_entry (transaction_id, account_id, bucket, amount)
-    SELECT %(txn)s, x.account_id, x.bucket, x.amount
-    FROM unnest(%(e_account)s::bigint[], %(e_bucket)s::varchar[], %(e_amount)s::bigint[])
-      AS x(account_id, bucket, amount)
+    SELECT x.txn, x.account_id, x.bucket, x.amount
+    FROM unnest(%(e_txn)s::bigint[], %(e_account)s::bigint[], %(e_bucket)s::varchar[],
+      %(e_amount)s::bigint[])
+      AS x(txn, account_id, bucket, amount)
   ),
   new_lots AS (
     INSERT INTO points_lot
       (account_id, source_id, amount, remaining, earned_at, expires_at, is_pending, available_at)
-    SELECT x.account_id, %(txn)s, x.amount, x.remaining, x.earned_at, x.expires_at, x.is_pending,
+    SELECT x.account_id, x.txn, x.amount, x.remaining, x.earned_at, x.expires_at, x.is_pending,
       x.available_at
-    FROM unnest(%(n_account)s::bigint[], %(n_amount)s::bigint[], %(n_remaining)s::bigint[],
-      %(n_earned)s::timestamptz[], %(n_expires)s::timestamptz[], %(n_pending)s::boolean[],
-      %(n_available)s::timestamptz[])
-      AS x(account_id, amount, remaining, earned_at, expires_at, is_pending, available_at)
+    FROM unnest(%(n_txn)s::bigint[], %(n_account)s::bigint[], %(n_amount)s::bigint[],
+      %(n_remaining)s::bigint[], %(n_earned)s::timestamptz[], %(n_expires)s::timestamptz[],
+      %(n_pending)s::boolean[], %(n_available)s::timestamptz[])
+      AS x(txn, account_id, amount, remaining, earned_at, expires_at, is_pending, available_at)
   ),
   changed_lots AS (
     UPDATE points_lot AS lot SET remaining = x.remaining, is_pending = x.is_pending
@@ -206,8 +215,9 @@ WITH
   ),
   movements AS (
     INSERT INTO points_lotmovement (lot_id, transaction_id, amount)
-    SELECT x.lot_id, %(txn)s, x.amount
-    FROM unnest(%(m_lot)s::bigint[], %(m_amount)s::bigint[]) AS x(lot_id, amount)
+    SELECT x.lot_id, x.txn, x.amount
+    FROM unnest(%(m_txn)s::bigint[], %(m_lot)s::bigint[], %(m_amount)s::bigint[])
+      AS x(txn, lot_id, amount)
   ),
   accounts AS (
     UPDATE points_account AS account SET available = x.available, pending = x.pending,
@@ -223,28 +233,35 @@ SELECT 1
 """
 
 
-def _post_in_one_statement(posting: Posting) -> None:
-    """The PostgreSQL path of ``post``. New lots get no id back: nothing after the posting
-    refers to them (a movement on a new lot takes the ORM path instead)."""
-    accounts = sorted(posting.accounts.values(), key=lambda a: a.pk)
-    changed = list(posting.changed_lots.values())
+def _post_in_one_statement(postings: Sequence[Posting]) -> None:
+    """The PostgreSQL path of ``post_many``. New lots get no id back: nothing after the
+    posting refers to them (a movement on a new lot takes the ORM path instead)."""
+    accounts = sorted(
+        {pk: a for posting in postings for pk, a in posting.accounts.items()}.values(), key=lambda a: a.pk
+    )
+    changed = list({pk: lot for posting in postings for pk, lot in posting.changed_lots.items()}.values())
+    entries = [entry for posting in postings for entry in posting.entries]
+    new_lots = [lot for posting in postings for lot in posting.new_lots]
+    movements = [movement for posting in postings for movement in posting.movements]
     params = {
-        "txn": posting.txn.pk,
-        "e_account": [e.account_id for e in posting.entries],
-        "e_bucket": [e.bucket for e in posting.entries],
-        "e_amount": [e.amount for e in posting.entries],
-        "n_account": [lot.account_id for lot in posting.new_lots],
-        "n_amount": [lot.amount for lot in posting.new_lots],
-        "n_remaining": [lot.remaining for lot in posting.new_lots],
-        "n_earned": [lot.earned_at for lot in posting.new_lots],
-        "n_expires": [lot.expires_at for lot in posting.new_lots],
-        "n_pending": [lot.is_pending for lot in posting.new_lots],
-        "n_available": [lot.available_at for lot in posting.new_lots],
+        "e_txn": [e.transaction_id for e in entries],
+        "e_account": [e.account_id for e in entries],
+        "e_bucket": [e.bucket for e in entries],
+        "e_amount": [e.amount for e in entries],
+        "n_txn": [lot.source_id for lot in new_lots],
+        "n_account": [lot.account_id for lot in new_lots],
+        "n_amount": [lot.amount for lot in new_lots],
+        "n_remaining": [lot.remaining for lot in new_lots],
+        "n_earned": [lot.earned_at for lot in new_lots],
+        "n_expires": [lot.expires_at for lot in new_lots],
+        "n_pending": [lot.is_pending for lot in new_lots],
+        "n_available": [lot.available_at for lot in new_lots],
         "c_id": [lot.pk for lot in changed],
         "c_remaining": [lot.remaining for lot in changed],
         "c_pending": [lot.is_pending for lot in changed],
-        "m_lot": [m.lot.pk for m in posting.movements],
-        "m_amount": [m.amount for m in posting.movements],
+        "m_txn": [m.transaction_id for m in movements],
+        "m_lot": [m.lot.pk for m in movements],
+        "m_amount": [m.amount for m in movements],
         "a_id": [a.pk for a in accounts],
         "a_available": [a.available for a in accounts],
         "a_pending": [a.pending for a in accounts],

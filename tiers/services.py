@@ -556,33 +556,111 @@ def _tier_of(state: MemberTier | None) -> Tier | None:
 
 
 def _upgrade_if_qualified(state: MemberTier, program: Program, actor: Actor) -> TierChange | None:
+    return _upgrade_many([state], program, actor).get(state.member_id)
+
+
+def _upgrade_many(states: Sequence[MemberTier], program: Program, actor: Actor) -> dict[int, TierChange]:
+    """Upgrade each member (their tier row locked) whose live metrics meet a higher tier's
+    thresholds, or end their grace; the tiers and the metrics are read once for all."""
+    if not states:
+        return {}
     tiers = {tier.pk: tier for tier in Tier.objects.filter(program=program)}
-    if not MemberTier.tier.is_cached(state) and state.tier_id in tiers:
-        state.tier = tiers[state.tier_id]  # the caller reads it: spare the lazy query
+    for state in states:
+        if not MemberTier.tier.is_cached(state) and state.tier_id in tiers:
+            state.tier = tiers[state.tier_id]  # the caller reads it: spare the lazy query
     ladder = rules.Ladder.of(tiers.values())
     today = local_today(program)
     metrics = rules.window_metrics(
-        TierActivity.objects.filter(member_id=state.member_id),
+        TierActivity.objects.filter(member_id__in=[state.member_id for state in states]),
         ladder.windows,
         on=today,
         live=True,
         tz=program.tz,
         adjustments_qualify=adjustments_qualify(program_id=program.pk),
     )
-    decision = rules.decide(ladder, _snapshot(state), metrics.get(state.member_id, {}), on=today, live=True)
-    if decision is None:
-        return None
-    now = timezone.now()
-    change = _change_state(
-        state,
-        reason=decision.reason,
-        to_tier=tiers[decision.to_tier_id],
-        effective_on=today,
-        at=now,
-        since=now,
-        actor=actor,
+    changes = {}
+    codes = {pk: tier.code for pk, tier in tiers.items()}
+    for state in states:
+        decision = rules.decide(
+            ladder, _snapshot(state), metrics.get(state.member_id, {}), on=today, live=True
+        )
+        if decision is None:
+            continue
+        now = timezone.now()
+        change = _change_state(
+            state,
+            reason=decision.reason,
+            to_tier=tiers[decision.to_tier_id],
+            effective_on=today,
+            at=now,
+            since=now,
+            actor=actor,
+        )
+        changes[state.member_id] = _save_change(state, change, codes)
+    return changes
+
+
+@dataclass(frozen=True)
+class Activity:
+    """One qualifying activity for ``activity_record_many`` (fields as ``activity_record``)."""
+
+    member: Member
+    occurred_at: datetime
+    source: str
+    reference: str
+    spend: Decimal = ZERO
+    points: int = 0
+    visits: int = 0
+
+
+@transaction.atomic
+def activity_record_many(*, program: Program, activities: Sequence[Activity], actor: Actor) -> None:
+    """``activity_record(locked=True)`` for many activities of ``program``'s members at once
+    (bulk imports): the caller has locked the members' tier rows in this transaction and
+    given them the default tier (``points.earning.qualifying.lock_members``), and every
+    (member, source, reference) is new (e.g. a ledger transaction created in this
+    transaction). The rows are inserted together, then each member's upgrade is checked
+    once, after all of their activities. For activities that only raise the metrics
+    (credits), the member ends on the tier that a check after each would reach, with one
+    ``tier.changed`` for the whole batch."""
+    if not activities:
+        return
+    rows = []
+    for item in activities:
+        if item.member.program_id != program.pk:
+            raise ValueError("Every activity must be of a member of the program.")
+        _check_activity(
+            program,
+            occurred_at=item.occurred_at,
+            source=item.source,
+            reference=item.reference,
+            spend=item.spend,
+            points=item.points,
+            visits=item.visits,
+        )
+        rows.append(
+            TierActivity(
+                program_id=program.pk,
+                member_id=item.member.pk,
+                occurred_at=item.occurred_at,
+                occurred_on=item.occurred_at.astimezone(program.tz).date(),
+                source=item.source,
+                reference=item.reference,
+                spend=item.spend,
+                points=item.points,
+                visits=item.visits,
+                **actor.as_fields(),
+            )
+        )
+    TierActivity.objects.bulk_create(rows)
+    # A terminated member's activity is kept but changes no tier (as in activity_record).
+    member_ids = sorted(
+        {item.member.pk for item in activities if item.member.status != Member.Status.TERMINATED}
     )
-    return _save_change(state, change, {pk: tier.code for pk, tier in tiers.items()})
+    states = list(
+        MemberTier.objects.select_for_update().filter(member_id__in=member_ids).order_by("member_id")
+    )
+    _upgrade_many(states, program, actor)
 
 
 # --- Manual assignment ------------------------------------------------------------------

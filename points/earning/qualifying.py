@@ -34,7 +34,7 @@ from django.db import transaction
 
 from members.models import Member
 from membership_site.actors import Actor
-from programs.models import Location
+from programs.models import Location, Program
 from tiers import services as tier_services
 from tiers.models import MemberTier, TierActivity
 
@@ -235,6 +235,34 @@ def points_adjust_qualifying(
             actor=actor,
         )
     return result
+
+
+@transaction.atomic
+def points_adjust_credits_qualifying(
+    *, program: Program, currency: Currency, credits: Sequence[services.Credit], actor: Actor
+) -> list[Transaction]:
+    """``points_adjust_credits`` (many positive adjustments at once, bulk imports) that
+    records each credit in the default currency as ``points_adjust_qualifying`` does
+    (source ``adjustment``, reference ``adjust:<transaction id>``), the activities together
+    (``tiers.services.activity_record_many``). The caller has locked the members with
+    ``lock_members`` and their accounts in ``currency``."""
+    txns = services.points_adjust_credits(currency=currency, credits=credits, actor=actor)
+    if _is_default(currency):
+        tier_services.activity_record_many(
+            program=program,
+            activities=[
+                tier_services.Activity(
+                    member=credit.member,
+                    occurred_at=txn.occurred_at,
+                    source=Source.ADJUSTMENT,
+                    reference=f"adjust:{txn.pk}",
+                    points=txn.signed_amount,
+                )
+                for credit, txn in zip(credits, txns, strict=True)
+            ],
+            actor=actor,
+        )
+    return txns
 
 
 @transaction.atomic

@@ -24,7 +24,10 @@ from .currencies import (
 )
 from .holds import hold_capture, hold_create, hold_release
 from .transactions import (
+    Credit,
+    credit_batchable,
     points_adjust,
+    points_adjust_credits,
     points_earn,
     points_redeem,
     points_reverse,
@@ -36,8 +39,10 @@ __all__ = [
     "CURRENCY_FIELDS",
     "MAX_POINTS",
     "REVERSIBLE_KINDS",
+    "Credit",
     "PointsResult",
     "check_member",
+    "credit_batchable",
     "currency_check_policy",
     "currency_create",
     "currency_update",
@@ -45,6 +50,7 @@ __all__ = [
     "hold_create",
     "hold_release",
     "points_adjust",
+    "points_adjust_credits",
     "points_earn",
     "points_redeem",
     "points_reverse",

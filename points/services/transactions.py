@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
@@ -12,6 +14,7 @@ from members.models import Member
 from membership_site.actors import Actor
 from membership_site.errors import InvalidInputError
 from programs.models import Location
+from webhooks.services import event_record_many
 
 from .. import posting as ledger
 from ..errors import (
@@ -21,10 +24,11 @@ from ..errors import (
     ReversalExceedsRemainingError,
     TransferToSelfError,
 )
-from ..events import emit_transaction
+from ..events import emit_transaction, transaction_event
 from ..expiry import lot_expiry
 from ..models import Account, Currency, Lot, Transaction
 from .common import (
+    MAX_POINTS,
     REVERSIBLE_KINDS,
     SYS,
     B,
@@ -256,6 +260,95 @@ def points_adjust(
     ledger.post(post)
     emit_transaction("points.adjusted", txn, account, reason=txn.reason)
     return PointsResult(txn, account)
+
+
+@dataclass(frozen=True)
+class Credit:
+    """One positive adjustment for ``points_adjust_credits``: ``account`` is the member's
+    account in the currency, locked by the caller in this transaction."""
+
+    member: Member
+    account: Account
+    amount: int
+    reason: str
+    reference: str
+    description: str = ""
+    metadata: dict | None = None
+
+
+def credit_batchable(*, member: Member, currency: Currency, account: Account, amount: int) -> bool:
+    """Whether a positive adjustment can go through ``points_adjust_credits``; the others
+    (debits, an account with a negative balance to pay off, a currency with the inactivity
+    policy, which expires points first, and anything ``points_adjust`` refuses) go through
+    ``points_adjust``."""
+    return (
+        0 < amount <= MAX_POINTS
+        and currency.is_active
+        and currency.expiry_policy != P.INACTIVITY
+        and member.status != Member.Status.TERMINATED
+        and account.available >= 0
+        and account.member_id == member.pk
+        and account.currency_id == currency.pk
+    )
+
+
+@transaction.atomic
+def points_adjust_credits(
+    *, currency: Currency, credits: Sequence[Credit], actor: Actor
+) -> list[Transaction]:
+    """Many positive adjustments in ``currency`` at once (bulk imports), each what
+    ``points_adjust`` would write: its transaction, a new lot expiring by the policy from now,
+    the entries against the system account and its ``points.adjusted`` event with the
+    balance after it; in three statements whatever their number. Each credit must be
+    ``credit_batchable`` and carry a reference that is not used yet (the caller checks;
+    the unique constraint fails the whole call otherwise, IntegrityError)."""
+    if not credits:
+        return []
+    references = [credit.reference for credit in credits]
+    if not all(references) or len(set(references)) != len(references):
+        raise ValueError("Every credit needs a reference of its own.")
+    for credit in credits:
+        if not (credit.reason or "").strip():
+            raise InvalidInputError("An adjustment needs a reason.", field="reason")
+        if not credit_batchable(
+            member=credit.member, currency=currency, account=credit.account, amount=credit.amount
+        ):
+            raise ValueError(f"Credit {credit.reference} must go through points_adjust.")
+        credit.account.currency = currency
+    now = timezone.now()
+    txns = Transaction.objects.bulk_create(
+        [
+            Transaction(
+                **_txn_fields(
+                    member=credit.member,
+                    currency=currency,
+                    kind=K.ADJUST,
+                    amount=credit.amount,
+                    direction=1,
+                    actor=actor,
+                    now=now,
+                    reference=credit.reference,
+                    description=credit.description,
+                    reason=credit.reason.strip(),
+                    metadata=credit.metadata,
+                )
+            )
+            for credit in credits
+        ]
+    )
+    system = ledger.system_account_id(currency, SYS.ADJUSTED)
+    expires_at = lot_expiry(currency, now)
+    postings, events = [], []
+    for credit, txn in zip(credits, txns, strict=True):
+        post = ledger.Posting(txn)
+        ledger.credit_new_lot(post, credit.account, credit.amount, earned_at=now, expires_at=expires_at)
+        post.entry(system, B.AVAILABLE, -credit.amount)
+        postings.append(post)
+        # The balance after this credit (the account object carries the running balance).
+        events.append(transaction_event("points.adjusted", txn, credit.account, reason=txn.reason))
+    ledger.post_many(postings)
+    event_record_many(events=events)
+    return txns
 
 
 # --- Transfers ---------------------------------------------------------------------------

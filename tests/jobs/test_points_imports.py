@@ -14,6 +14,7 @@ from jobs import engine
 from jobs.models import Job
 from members import services as member_services
 from points import services as points_services
+from points.errors import InsufficientPointsError
 from points.models import Account, Transaction
 from tests.jobs.conftest import csv_bytes, outcomes, report
 from tiers import services as tier_services
@@ -315,4 +316,182 @@ def test_point_adjustments_import_two_jobs_on_the_same_members_at_once(
     assert [Job.objects.get(pk=job.pk).status for job in jobs] == [Job.Status.SUCCEEDED] * 2
     assert [_balance(member) for member in members] == [15] * 20
     assert _adjustments().count() == 40
+    _verify_ledger()
+
+
+def _ledger_picture(program) -> dict:
+    """What the ledger, the tiers and the events hold for ``program``'s members, by member
+    number, without ids or clock times (two programs fed the same rows compare equal)."""
+    from points.models import Lot
+
+    picture = {}
+    for member in program.members.order_by("number"):
+        accounts = Account.objects.filter(member=member).select_related("currency").order_by("currency__code")
+        events = Event.objects.filter(member_id=member.pk).order_by("member_sequence")
+        state = MemberTier.objects.filter(member=member).select_related("tier").first()
+        picture[member.number] = {
+            "accounts": [
+                (a.currency.code, a.available, a.pending, a.held, a.lifetime_earned, a.last_activity_at)
+                for a in accounts
+            ],
+            "lots": sorted(
+                (
+                    lot.account.currency.code,
+                    lot.amount,
+                    lot.remaining,
+                    lot.expires_at and lot.expires_at.date(),
+                )
+                for lot in Lot.objects.filter(account__member=member).select_related("account__currency")
+            ),
+            "transactions": sorted(
+                (txn.reference, txn.currency.code, txn.signed_amount, txn.reason, txn.description)
+                for txn in Transaction.objects.filter(member=member, kind="adjust").select_related("currency")
+            ),
+            "activity": sorted(TierActivity.objects.filter(member=member).values_list("source", "points")),
+            "tier": state.tier.code if state else None,
+            "adjusted_events": [
+                (
+                    event.data["currency"],
+                    event.data["balance"],
+                    event.data["reason"],
+                    {k: v for k, v in event.data["transaction"].items() if k not in ("id", "occurred_at")},
+                )
+                for event in events
+                if event.type == "points.adjusted"
+            ],
+            "final_tier_event": [event.data["to"] for event in events if event.type == "tier.changed"][-1:],
+        }
+    return picture
+
+
+def test_point_adjustments_import_writes_credits_together_exactly_as_the_service_would(
+    start_import, run_job, make_program, make_member, settings, system_actor
+):
+    """Members whose rows in a chunk are all credits are written together (one insert of
+    transactions per currency, whatever the rows); the ledger, lots, events, qualifying
+    activity and tiers end exactly as ``points_adjust_qualifying`` row by row leaves them
+    (the reference program). A member with a debit among their rows goes row by row."""
+    from django.test.utils import CaptureQueriesContext
+
+    from points.earning import qualifying
+
+    settings.JOBS_CHUNK_SIZE = 20
+    rows = [
+        {"number": "3000001", "amount": "100", "reason": "Opening", "reference": "c-1"},
+        {"number": "3000002", "amount": "70", "reason": "Opening", "reference": "c-2", "description": "Hi"},
+        {"number": "3000001", "amount": "90", "reason": "Bonus", "reference": "c-3"},  # crosses Silver
+        {"number": "3000003", "currency": "ROLL", "amount": "5", "reason": "Stamp", "reference": "c-4"},
+        {"number": "3000002", "currency": "ROLL", "amount": "8", "reason": "Stamp", "reference": "c-5"},
+        {"number": "3000004", "amount": "-30", "reason": "Fix", "reference": "c-6"},  # fails alone
+        {"number": "3000004", "amount": "50", "reason": "Opening", "reference": "c-7"},
+        {"number": "3000005", "amount": "40", "reason": "Opening", "reference": "c-8"},
+        {"number": "3000005", "amount": "-15", "reason": "Fix", "reference": "c-9"},
+    ]
+    programs = [make_program(), make_program()]
+    for program in programs:
+        points_services.currency_create(
+            program=program,
+            code="ROLL",
+            name="Rolling",
+            expiry_policy="rolling_days",
+            expiry_period=30,
+            actor=system_actor,
+        )
+        tier_services.tier_create(program=program, code="bronze", name="Bronze", rank=10, actor=system_actor)
+        tier_services.tier_create(
+            program=program, code="silver", name="Silver", rank=20, qualify_points=150, actor=system_actor
+        )
+        tier_services.tier_settings_update(program=program, adjustments_qualify=True, actor=system_actor)
+        for n in range(1, 6):
+            make_member(program, number=str(3_000_000 + n))
+    imported, reference = programs
+
+    job = start_import("point_adjustments", csv_bytes(rows), target_program=imported)
+    with CaptureQueriesContext(connection) as queries:
+        job = run_job(job)
+    # By hand, in the order the job applies them: by member, then file order.
+    for row in sorted(rows, key=lambda row: (row["number"], rows.index(row))):
+        member = reference.members.get(number=row["number"])
+        currency = reference.points_currencies.get(code=row.get("currency") or "PTS")
+        try:
+            qualifying.points_adjust_qualifying(
+                member=member,
+                amount=int(row["amount"]),
+                reason=row["reason"],
+                reference=row["reference"],
+                description=row.get("description", ""),
+                currency=currency,
+                actor=system_actor,
+            )
+        except InsufficientPointsError:
+            pass
+
+    assert [outcome for _row, outcome, _codes in outcomes(job)] == ["created"] * 5 + ["failed"] + [
+        "created"
+    ] * 3
+    assert _ledger_picture(imported) == _ledger_picture(reference)
+    assert _ledger_picture(imported)["3000001"]["tier"] == "silver"
+    inserts = [
+        q["sql"] for q in queries.captured_queries if q["sql"].startswith('INSERT INTO "points_transaction"')
+    ]
+    # Members 1 to 3: one insert per currency (PTS, ROLL); members 4 and 5 row by row (four
+    # rows, the failed debit inserting nothing).
+    assert len(inserts) == 2 + 3
+    _verify_ledger()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_point_adjustments_import_reference_taken_meanwhile_goes_row_by_row(
+    broker_without_worker, start_import, make_member, settings, system_actor
+):
+    """A reference that another request takes after the chunk checked it (committed while
+    the chunk's insert waits on it) rolls the batch back; the rows then go one by one, and
+    only that row fails, as ``duplicate_reference``."""
+    import time
+
+    from django.db import transaction
+
+    settings.JOBS_CHUNK_SIZE = 20
+    ana, bob, carol = (make_member(number=str(4_000_001 + n)) for n in range(3))
+    rows = [
+        {"number": ana.number, "amount": "10", "reason": "A", "reference": "race-1"},
+        {"number": bob.number, "amount": "20", "reason": "B", "reference": "race-2"},
+    ]
+    job = start_import("point_adjustments", csv_bytes(rows))
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            engine.run(job.pk)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        points_services.points_adjust(
+            member=carol, amount=5, reason="C", reference="race-2", actor=system_actor
+        )
+        thread = threading.Thread(target=worker)
+        thread.start()
+        # Commit once the job's insert waits for this transaction's reference.
+        deadline = time.monotonic() + 30
+        with connection.cursor() as cursor:
+            while time.monotonic() < deadline:
+                cursor.execute("SELECT pg_stat_clear_snapshot()")  # else one snapshot per transaction
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database() AND query LIKE 'INSERT INTO \"points_transaction\"%%'"
+                )
+                if cursor.fetchone()[0]:
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail("the job never waited for the reference")
+    thread.join(timeout=60)
+
+    assert not errors
+    job = Job.objects.get(pk=job.pk)
+    assert outcomes(job) == [(1, "created", ""), (2, "failed", "duplicate_reference")]
+    assert (_balance(ana), _balance(bob), _balance(carol)) == (10, 0, 5)
     _verify_ledger()

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 from hypothesis import HealthCheck, settings
@@ -108,6 +109,32 @@ class LedgerMachine(RuleBasedStateMachine):
                 actor=SYSTEM,
             )
         )
+
+    @rule(
+        credits=st.lists(st.tuples(st.integers(0, MEMBERS - 1), st.integers(1, 200)), min_size=1, max_size=5)
+    )
+    def adjust_credits(self, credits):
+        """Credits written together (bulk imports), the accounts locked first."""
+        members = {self.members[who].pk: self.members[who] for who, _amount in credits}
+        with transaction.atomic():
+            accounts = qualifying.lock_members(list(members.values()), [self.currency], actor=SYSTEM)
+            self.credit_count = getattr(self, "credit_count", 0) + len(credits)
+            txns = services.points_adjust_credits(
+                currency=self.currency,
+                credits=[
+                    services.Credit(
+                        member=self.members[who],
+                        account=accounts[(self.members[who].pk, self.currency.pk)],
+                        amount=amount,
+                        reason="property",
+                        reference=f"credit-{self.currency.pk}-{self.credit_count}-{n}",
+                    )
+                    for n, (who, amount) in enumerate(credits)
+                ],
+                actor=SYSTEM,
+            )
+        self.transactions.extend(txns)
+        assert upkeep.points_verify_ledger(program=self.program) == []
 
     @rule(
         sender=st.integers(0, MEMBERS - 1), recipient=st.integers(0, MEMBERS - 1), amount=st.integers(1, 300)
