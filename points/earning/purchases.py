@@ -45,6 +45,7 @@ from .. import posting as ledger
 from .. import services
 from ..errors import DuplicateReferenceError, MemberSuspendedError, MemberTerminatedError
 from ..models import (
+    Account,
     Campaign,
     Currency,
     EarningRule,
@@ -287,7 +288,9 @@ def purchase_record(
     if referral is not None:
         bonus_currency = settings_.bonus_currency or default
         currencies[bonus_currency.pk] = bonus_currency
-    lock_members([member, *([referral.referrer] if referral else [])], currencies.values(), actor=actor)
+    accounts = lock_members(
+        [member, *([referral.referrer] if referral else [])], currencies.values(), actor=actor
+    )
     arguments = {
         "program": program,
         "member": member,
@@ -303,11 +306,12 @@ def purchase_record(
     }
     try:
         with transaction.atomic():
-            return _record(**arguments, budgets_locked=False)
+            return _record(**arguments, budgets_locked=False, accounts=accounts)
     except _BudgetTaken:
         # A concurrent purchase took budget points this one counted on: do it again, with
-        # the budgets locked before computing.
-        return _record(**arguments, budgets_locked=True)
+        # the budgets locked before computing. The first attempt's account objects carry
+        # the balances it rolled back: the ledger reads the accounts afresh this time.
+        return _record(**arguments, budgets_locked=True, accounts=None)
 
 
 class _BudgetTaken(Exception):
@@ -328,10 +332,13 @@ def _record(
     currencies: dict[int, Currency],
     referral: Referral | None,
     budgets_locked: bool,
+    accounts: dict[tuple[int, int], Account] | None,
 ) -> PurchaseResult:
     """The purchase once the member's rows are locked. Budgets are read as they stand and
     checked under lock at the end (``budgets_locked=False``: the hot campaign rows are held
-    only from there to the commit), or locked before computing (the retry after a race)."""
+    only from there to the commit), or locked before computing (the retry after a race).
+    ``accounts``: the accounts as ``lock_members`` locked them, handed to the ledger (None:
+    it locks them itself)."""
     first = not Purchase.objects.filter(member_id=member.pk).exists()
     facts = selectors.member_facts(member=member, first_purchase=first)
     basket = context.basket_for_compute()
@@ -406,6 +413,7 @@ def _record(
         points_currency = currencies[currency_id]
         earned = services.points_earn(
             member=member,
+            account=accounts[(member.pk, currency_id)] if accounts else None,
             amount=result.points,
             actor=actor,
             currency=points_currency,

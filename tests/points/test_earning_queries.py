@@ -153,3 +153,16 @@ def test_qualifying_earn_reads_neither_the_member_status_nor_the_default_tier_tw
     statements = [query["sql"] for query in queries.captured_queries]
     assert sum('FROM "tiers_tier"' in sql for sql in statements) == 1
     assert not any(sql.startswith('SELECT "members_member"."status"') for sql in statements)
+
+
+def test_purchase_locks_the_member_account_once(program, make_member, base_rule):
+    """``lock_members`` locks the account before the computation and hands it to the ledger.
+    A retry after a budget race reads it afresh (covered by
+    ``test_campaign_budget_two_purchases_cannot_both_take_the_last_points``)."""
+    member = make_member()
+    purchases.purchase_record(program=program, member=member, reference="A-1", lines=basket(2), actor=SYSTEM)
+    with CaptureQueriesContext(connection) as queries:
+        purchases.purchase_record(
+            program=program, member=member, reference="A-2", lines=basket(2), actor=SYSTEM
+        )
+    assert _account_locks(queries) == 1
