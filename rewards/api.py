@@ -27,7 +27,7 @@ from tiers.models import Tier
 from . import payments, selectors, services
 from .errors import InvalidRewardError
 from .filters import MemberRewardFilter, RedemptionFilter, RewardFilter, VoucherFilter
-from .models import PayWithPointsRule, Redemption, Reward, Voucher
+from .models import Redemption, Reward, Voucher
 from .serializers import (
     MemberRewardSerializer,
     PayResultSerializer,
@@ -546,12 +546,13 @@ class PayRuleApi(_MoneyContextMixin, ApiView):
         currency = points_selectors.currency_get(program=self.program, code=code)
         serializer = PayRuleWriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        existed = PayWithPointsRule.objects.filter(currency=currency).exists()
-        rule = payments.pay_rule_save(currency=currency, actor=self.actor, **serializer.validated_data)
+        rule, created = payments.pay_rule_put(
+            currency=currency, actor=self.actor, **serializer.validated_data
+        )
         rule = payments.pay_rule_get(currency=currency)
         return Response(
             PayRuleSerializer(rule, context=self.money_context()).data,
-            status=status.HTTP_200_OK if existed else status.HTTP_201_CREATED,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
 

@@ -215,13 +215,22 @@ def points_pay(
 PAY_RULE_FIELDS = ("is_active", "minimum_points", "step", "max_share_percent", "minimum_bill")
 
 
-@transaction.atomic
 def pay_rule_save(*, currency: Currency, actor: Actor, **fields: Any) -> PayWithPointsRule:
     """Create or change the pay-with-points rule of ``currency``."""
+    return pay_rule_put(currency=currency, actor=actor, **fields)[0]
+
+
+@transaction.atomic
+def pay_rule_put(*, currency: Currency, actor: Actor, **fields: Any) -> tuple[PayWithPointsRule, bool]:
+    """``pay_rule_save``, also telling whether the rule was created (True) or changed."""
     unknown = set(fields) - set(PAY_RULE_FIELDS)
     if unknown:
         raise TypeError(f"Unknown rule fields: {sorted(unknown)}")
-    rule = PayWithPointsRule.objects.select_for_update().filter(currency=currency).first()
+    # The currency row serialises saves: two first saves at once would otherwise both find
+    # no rule and both insert one (the second failing on the one-rule-per-currency key).
+    Currency.objects.select_for_update(no_key=True).filter(pk=currency.pk).values_list("pk").get()
+    rule = PayWithPointsRule.objects.filter(currency=currency).first()
+    created = rule is None
     rule = rule or PayWithPointsRule(program_id=currency.program_id, currency=currency)
     for name, value in fields.items():
         setattr(rule, name, value)
@@ -234,7 +243,7 @@ def pay_rule_save(*, currency: Currency, actor: Actor, **fields: Any) -> PayWith
     money_currency = Program.objects.values_list("currency", flat=True).get(pk=currency.program_id)
     _check_minor_units(rule.minimum_bill, money_currency, "minimum_bill")
     rule.save()
-    return rule
+    return rule, created
 
 
 @transaction.atomic

@@ -277,3 +277,46 @@ def test_pay_amounts_beyond_the_money_minor_unit_are_refused(rewards_api, member
         response = pay(rewards_api, member, **body)
         assert response.status_code == 400 and response.json()["errors"][0]["field"] == field, body
     assert Account.objects.get(member=member).available == 5000
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pay_rule_two_first_saves_at_once_create_one_rule(pts):
+    """The second save waits for the first (the currency row) and then changes the rule the
+    first created: one answers created, the other changed, neither fails on the
+    one-rule-per-currency key (the API's 201 and 200, never a 500)."""
+    import threading
+    import time
+
+    from django.db import connection, transaction
+
+    outcome: dict = {}
+
+    def second() -> None:
+        try:
+            outcome["second"] = payments.pay_rule_put(currency=pts, step=5, actor=SYSTEM)[1]
+        except Exception as error:  # asserted on below
+            outcome["second"] = error
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        outcome["first"] = payments.pay_rule_put(currency=pts, step=10, actor=SYSTEM)[1]
+        thread = threading.Thread(target=second)
+        thread.start()
+        deadline = time.monotonic() + 30
+        with connection.cursor() as cursor:  # commit once the second save waits for this one
+            while time.monotonic() < deadline:
+                cursor.execute("SELECT pg_stat_clear_snapshot()")
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()"
+                )
+                if cursor.fetchone()[0]:
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail("the second save never waited")
+    thread.join(timeout=30)
+
+    assert outcome == {"first": True, "second": False}
+    assert PayWithPointsRule.objects.get(currency=pts).step == 5
