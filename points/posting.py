@@ -98,7 +98,9 @@ def lock_accounts(members: Iterable[Member], currency: Currency) -> dict[int, Ac
     existing = set(
         Account.objects.filter(member_id__in=members, currency=currency).values_list("member_id", flat=True)
     )
-    missing = [_new_account(member, currency) for pk, member in members.items() if pk not in existing]
+    # Created in member id order too: two callers inserting the same members' accounts in
+    # different orders would each wait for a row the other inserted (a deadlock).
+    missing = [_new_account(member, currency) for pk, member in sorted(members.items()) if pk not in existing]
     if missing:
         Account.objects.bulk_create(missing, ignore_conflicts=True)
     accounts = list(

@@ -196,3 +196,39 @@ def test_database_refuses_unbalanced_transaction(member):
         Entry.objects.create(transaction=result.transaction, account=account, amount=1)
         with connection.cursor() as cursor:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_lock_accounts_creating_the_same_accounts_in_opposite_orders_does_not_deadlock(program, make_member):
+    """Two bulk writers (e.g. two import jobs) naming the same new members in opposite
+    orders: the missing accounts are created in member id order, so the second waits for
+    the first instead of each waiting for a row the other has just inserted."""
+    from points import posting
+    from points.selectors import default_currency
+
+    currency = default_currency(program_id=program.pk)
+    members = [make_member() for _ in range(150)]
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def writer(ordered) -> None:
+        try:
+            barrier.wait()
+            with transaction.atomic():
+                posting.lock_accounts(ordered, currency)
+        except BaseException as error:  # asserted on below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    for _attempt in range(3):
+        Account.objects.filter(member__in=members).delete()
+        threads = [
+            threading.Thread(target=writer, args=(order,)) for order in (members, list(reversed(members)))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert not errors, errors
+        assert Account.objects.filter(member__in=members, currency=currency).count() == 150
