@@ -23,9 +23,10 @@ from django.db.models import F, Sum
 
 from members.models import Member
 from membership_site.actors import Actor
+from webhooks.services import event_record_many
 
 from .errors import InsufficientPointsError
-from .events import emit_transaction
+from .events import transaction_event
 from .expiry import inactivity_expiry, lot_expiry
 from .models import Account, Currency, Entry, Lot, LotMovement, Transaction
 
@@ -306,31 +307,55 @@ def expire_lots(
 ) -> Transaction | None:
     """Expire what is left of ``lots`` (all of the account, locked by the caller) in one
     ``expire`` transaction, with its ``points.expired`` event."""
-    lots = [lot for lot in lots if lot.remaining > 0]
-    total = sum(lot.remaining for lot in lots)
-    if total <= 0:
-        return None
-    currency = account.currency
-    txn = Transaction.objects.create(
-        program_id=account.program_id,
-        currency=currency,
-        kind=Transaction.Kind.EXPIRE,
-        member_id=account.member_id,
-        amount=total,
-        direction=-1,
-        description=description,
-        occurred_at=now,
-        **actor.as_fields(),
+    return expire_lots_many([(account, lots)], actor=actor, now=now, description=description).get(account.pk)
+
+
+def expire_lots_many(
+    work: Sequence[tuple[Account, list[Lot]]], *, actor: Actor, now: datetime, description: str
+) -> dict[int, Transaction]:
+    """``expire_lots`` for several accounts (each locked by the caller, once in ``work``) in
+    a fixed number of statements: one ``expire`` transaction per account with points left
+    in its lots. Returns the transactions by account id."""
+    plans = []
+    for account, lots in work:
+        lots = [lot for lot in lots if lot.remaining > 0]
+        total = sum(lot.remaining for lot in lots)
+        if total > 0:
+            plans.append((account, lots, total))
+    if not plans:
+        return {}
+    txns = Transaction.objects.bulk_create(
+        [
+            Transaction(
+                program_id=account.program_id,
+                currency=account.currency,
+                kind=Transaction.Kind.EXPIRE,
+                member_id=account.member_id,
+                amount=total,
+                direction=-1,
+                description=description,
+                occurred_at=now,
+                **actor.as_fields(),
+            )
+            for account, _lots, total in plans
+        ]
     )
-    posting = Posting(txn)
-    posting.entry(account, B.AVAILABLE, -total)
-    posting.entry(system_account_id(currency, K.EXPIRED), B.AVAILABLE, total)
-    expiring = sorted(lots, key=lambda lot: (lot.expires_at is None, lot.expires_at, lot.pk))
-    for lot in expiring:
-        posting.move(lot, -lot.remaining)
-    post(posting)
-    emit_transaction("points.expired", txn, account, lots_expired=len(expiring))
-    return txn
+    postings, events = [], []
+    expired_accounts: dict[int, int] = {}  # system account per currency
+    for (account, lots, total), txn in zip(plans, txns, strict=True):
+        if account.currency_id not in expired_accounts:
+            expired_accounts[account.currency_id] = system_account_id(account.currency, K.EXPIRED)
+        posting = Posting(txn)
+        posting.entry(account, B.AVAILABLE, -total)
+        posting.entry(expired_accounts[account.currency_id], B.AVAILABLE, total)
+        expiring = sorted(lots, key=lambda lot: (lot.expires_at is None, lot.expires_at, lot.pk))
+        for lot in expiring:
+            posting.move(lot, -lot.remaining)
+        postings.append(posting)
+        events.append(transaction_event("points.expired", txn, account, lots_expired=len(expiring)))
+    post_many(postings)
+    event_record_many(events=events)
+    return {account.pk: txn for (account, _lots, _total), txn in zip(plans, txns, strict=True)}
 
 
 def debit(

@@ -10,7 +10,7 @@ pending; released holds are no longer active; a warning is recorded once).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -83,17 +83,36 @@ def expiry_due_accounts(*, at: datetime, program: Program | None = None) -> list
     return sorted(ids)
 
 
-@transaction.atomic
 def account_expire(*, account_id: int, at: datetime, actor: Actor) -> Transaction | None:
     """Expire the account's points that are due at ``at`` (nothing when already done)."""
-    account = _lock_account_by_id(account_id)
-    deadline = inactivity_expiry(account.currency, account.last_activity_at)
-    lots = Lot.objects.filter(account=account, remaining__gt=0, is_pending=False)
-    if deadline is None or deadline > at:
-        lots = lots.filter(expires_at__lte=at)
-    return ledger.expire_lots(
-        account, list(lots), actor=actor, now=min(at, timezone.now()), description="Expired"
+    return accounts_expire(account_ids=[account_id], at=at, actor=actor).get(account_id)
+
+
+@transaction.atomic
+def accounts_expire(*, account_ids: Sequence[int], at: datetime, actor: Actor) -> dict[int, Transaction]:
+    """Expire the points of these accounts that are due at ``at``, in one transaction and a
+    fixed number of statements (the accounts locked in id order, as every writer locks
+    them); accounts with nothing due get nothing. Returns the transactions by account id."""
+    accounts = list(
+        Account.objects.select_for_update(of=("self",))
+        .select_related("currency__program")
+        .filter(pk__in=account_ids)
+        .order_by("pk")
     )
+    # After the inactivity period every lot goes; otherwise the lots past their expiry.
+    inactive = []
+    for account in accounts:
+        deadline = inactivity_expiry(account.currency, account.last_activity_at)
+        if deadline is not None and deadline <= at:
+            inactive.append(account.pk)
+    due: dict[int, list[Lot]] = defaultdict(list)
+    lots = Lot.objects.filter(account__in=accounts, remaining__gt=0, is_pending=False).filter(
+        Q(expires_at__lte=at) | Q(account_id__in=inactive)
+    )
+    for lot in lots.order_by("pk"):
+        due[lot.account_id].append(lot)
+    work = [(account, due[account.pk]) for account in accounts]
+    return ledger.expire_lots_many(work, actor=actor, now=min(at, timezone.now()), description="Expired")
 
 
 @dataclass
@@ -124,10 +143,14 @@ def points_expire(
         cutoff = min(cutoff, now)
         work.extend((account_id, cutoff) for account_id in expiry_due_accounts(at=cutoff, program=each))
     for batch in progress(list(_batched(work, batch_size))):
+        # One transaction per batch and cut-off (each program has its own local midnight).
+        by_cutoff: dict[datetime, list[int]] = defaultdict(list)
         for account_id, cutoff in batch:
-            txn = account_expire(account_id=account_id, at=cutoff, actor=actor)
-            summary.accounts += 1
-            if txn is not None:
+            by_cutoff[cutoff].append(account_id)
+        for cutoff, account_ids in by_cutoff.items():
+            txns = accounts_expire(account_ids=account_ids, at=cutoff, actor=actor)
+            summary.accounts += len(account_ids)
+            for txn in txns.values():
                 summary.transactions += 1
                 summary.points += txn.amount
                 summary.by_currency[txn.currency.code] += txn.amount

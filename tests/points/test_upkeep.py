@@ -60,6 +60,32 @@ def test_points_expire_interrupted_run_then_rerun_expires_each_lot_once(member, 
     assert Transaction.objects.filter(kind="expire").count() == 3
 
 
+def test_points_expire_writes_a_batch_of_accounts_in_a_fixed_number_of_queries(make_member, miles, earn):
+    """Year-end expiry touches every member at once: a batch of accounts is one transaction
+    with a fixed number of statements (locks, lots, transactions, entries and lots, events),
+    whatever its size; each account still gets its own expire transaction and event."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    past = timezone.now() - timedelta(days=40)
+    counts = []
+    for size in (2, 8):
+        members = [make_member() for _ in range(size)]
+        for n, each in enumerate(members):
+            earn(each, 10 + n, currency=miles, occurred_at=past)
+            earn(each, 5, currency=miles, occurred_at=past - timedelta(days=1))
+        with CaptureQueriesContext(connection) as queries:
+            summary = upkeep.points_expire(actor=SYSTEM, batch_size=100)
+        counts.append(len(queries.captured_queries))
+        assert (summary.accounts, summary.transactions) == (size, size)
+        assert all(Account.objects.get(member=each, currency=miles).available == 0 for each in members)
+        assert (
+            Event.objects.filter(type="points.expired", member_id__in=[m.pk for m in members]).count() == size
+        )
+    assert counts[0] == counts[1], counts
+    assert not upkeep.points_verify_ledger()
+
+
 def test_points_expire_by_date_uses_last_valid_day_in_program_timezone(member, miles, earn):
     tz = member.program.tz
     today = timezone.now().astimezone(tz).date()
