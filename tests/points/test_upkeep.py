@@ -227,3 +227,5 @@ def test_points_expire_command_accepts_an_instant(member, miles, earn):
     assert "10 points expired" in _run("points_expire", "--at", "2099-01-01T00:00:00")
     with pytest.raises(CommandError):
         _run("points_expire", "--program", "nope")
+    with pytest.raises(CommandError, match="batch-size"):
+        _run("points_expire", "--batch-size", "0")

@@ -13,8 +13,9 @@ from ._progress import progress_for
 class Command(BaseCommand):
     help = (
         "Expire points that are due: lots past their expiry date and the points of accounts "
-        "inactive for longer than their currency allows. Works one account per database "
-        "transaction, so it is safe to interrupt and to run again."
+        "inactive for longer than their currency allows. Works a batch of accounts per database "
+        "transaction (each batch commits whole or not at all), so it is safe to interrupt and to "
+        "run again."
     )
 
     def add_arguments(self, parser):
@@ -27,10 +28,17 @@ class Command(BaseCommand):
         )
         when.add_argument("--at", type=datetime.fromisoformat, help="An ISO instant instead of a date.")
         parser.add_argument("--program", help="Only this program (code).")
-        parser.add_argument("--batch-size", type=int, default=500)
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=500,
+            help="Accounts expired per database transaction (default 500).",
+        )
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **options):
+        if options["batch_size"] < 1:
+            raise CommandError("--batch-size must be at least 1.")
         program = None
         if options["program"]:
             program = Program.objects.filter(code=options["program"]).first()
