@@ -16,6 +16,7 @@ from members import services as member_services
 from points import services as points_services
 from points.errors import InsufficientPointsError
 from points.models import Account, Transaction
+from tests.db_support import wait_for_lock_waiter
 from tests.jobs.conftest import csv_bytes, outcomes, report
 from tiers import services as tier_services
 from tiers.models import MemberTier, TierActivity
@@ -447,7 +448,6 @@ def test_point_adjustments_import_reference_taken_meanwhile_goes_row_by_row(
     """A reference that another request takes after the chunk checked it (committed while
     the chunk's insert waits on it) rolls the batch back; the rows then go one by one, and
     only that row fails, as ``duplicate_reference``."""
-    import time
 
     from django.db import transaction
 
@@ -475,19 +475,7 @@ def test_point_adjustments_import_reference_taken_meanwhile_goes_row_by_row(
         thread = threading.Thread(target=worker)
         thread.start()
         # Commit once the job's insert waits for this transaction's reference.
-        deadline = time.monotonic() + 30
-        with connection.cursor() as cursor:
-            while time.monotonic() < deadline:
-                cursor.execute("SELECT pg_stat_clear_snapshot()")  # else one snapshot per transaction
-                cursor.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND datname = current_database() AND query LIKE 'INSERT INTO \"points_transaction\"%%'"
-                )
-                if cursor.fetchone()[0]:
-                    break
-                time.sleep(0.05)
-            else:
-                pytest.fail("the job never waited for the reference")
+        wait_for_lock_waiter("the job never waited for the reference")
     thread.join(timeout=60)
 
     assert not errors

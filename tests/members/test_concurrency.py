@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from django.db import connection, transaction
@@ -12,6 +11,7 @@ from members import services
 from members.errors import DuplicateMemberError
 from members.models import Member
 from membership_site.actors import Actor
+from tests.db_support import wait_for_lock_waiter
 
 SYSTEM = Actor.system("tests")
 
@@ -94,18 +94,8 @@ def test_label_assign_while_a_points_adjust_commits_does_not_deadlock(program, m
     assert adjusted.wait(10)
     assigner = threading.Thread(target=assign)
     assigner.start()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:  # until label_assign waits for a lock the adjust holds
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-            if cursor.fetchone()[0]:
-                break
-        time.sleep(0.02)
-    else:
-        pytest.fail("label_assign never waited for the adjust")
+    # Until label_assign waits for a lock the adjust holds.
+    wait_for_lock_waiter("label_assign never waited for the adjust", timeout=10)
     release.set()
     adjuster.join(30)
     assigner.join(30)

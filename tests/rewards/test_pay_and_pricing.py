@@ -10,6 +10,7 @@ from points import services as points_services
 from points.models import Account, Hold, Transaction
 from rewards import payments
 from rewards.models import PayWithPointsRule
+from tests.db_support import wait_for_lock_waiter
 from tiers import services as tier_services
 
 from .conftest import SYSTEM
@@ -285,7 +286,6 @@ def test_pay_rule_two_first_saves_at_once_create_one_rule(pts):
     first created: one answers created, the other changed, neither fails on the
     one-rule-per-currency key (the API's 201 and 200, never a 500)."""
     import threading
-    import time
 
     from django.db import connection, transaction
 
@@ -303,19 +303,7 @@ def test_pay_rule_two_first_saves_at_once_create_one_rule(pts):
         outcome["first"] = payments.pay_rule_put(currency=pts, step=10, actor=SYSTEM)[1]
         thread = threading.Thread(target=second)
         thread.start()
-        deadline = time.monotonic() + 30
-        with connection.cursor() as cursor:  # commit once the second save waits for this one
-            while time.monotonic() < deadline:
-                cursor.execute("SELECT pg_stat_clear_snapshot()")
-                cursor.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND datname = current_database()"
-                )
-                if cursor.fetchone()[0]:
-                    break
-                time.sleep(0.05)
-            else:
-                pytest.fail("the second save never waited")
+        wait_for_lock_waiter("the second save never waited")  # then commit
     thread.join(timeout=30)
 
     assert outcome == {"first": True, "second": False}

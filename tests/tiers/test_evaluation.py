@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from datetime import date
 from decimal import Decimal
 
@@ -11,6 +10,7 @@ import pytest
 from django.db import connection, transaction
 
 from members import services as member_services
+from tests.db_support import wait_for_lock_waiter
 from tests.tiers.conftest import SYSTEM, paris
 from tiers import rules, selectors, services
 from tiers.errors import EvaluationRunningError, TierAssignmentError
@@ -429,7 +429,7 @@ def test_purchase_during_the_evaluation_wins_without_deadlock(make_program, make
                     spend=Decimal("500.00"),
                     actor=SYSTEM,
                 )
-                wait_for_lock_waiter()
+                evaluation_waits()
                 event_record(program_id=program.pk, member_id=member.pk, type="member.updated", data={})
         except BaseException as error:
             errors.append(error)
@@ -447,20 +447,9 @@ def test_purchase_during_the_evaluation_wins_without_deadlock(make_program, make
 
     started = threading.Event()
 
-    def wait_for_lock_waiter() -> None:
+    def evaluation_waits() -> None:
         started.set()
-        with connection.cursor() as cursor:
-            for _ in range(200):
-                cursor.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock'"
-                )
-                if cursor.fetchone()[0]:
-                    return
-                # pg_stat_activity is a snapshot kept for the transaction: drop it.
-                cursor.execute("SELECT pg_stat_clear_snapshot()")
-                time.sleep(0.05)
-        raise AssertionError("the evaluation never waited for the purchase's lock")
+        wait_for_lock_waiter("the evaluation never waited for the purchase's lock", timeout=10)
 
     threads = [threading.Thread(target=purchase), threading.Thread(target=evaluation)]
     for thread in threads:
