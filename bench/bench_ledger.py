@@ -175,16 +175,6 @@ def _app_env(db_url: str, key_prefix: str) -> dict[str, str]:
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of one process so far; 0 once it has gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / _TICKS
-
-
 def cpu_sample(server_pid: int | None) -> dict[str, float]:
     """CPU seconds used so far by the app server (gunicorn's master and workers) and by the
     local PostgreSQL server's processes (backends and background processes). Empty where
@@ -195,18 +185,18 @@ def cpu_sample(server_pid: int | None) -> dict[str, float]:
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        pid = int(entry)
         try:
-            with open(f"/proc/{pid}/stat") as stat:
+            with open(f"/proc/{entry}/stat") as stat:
                 raw = stat.read()
-        except OSError:
+        except OSError:  # the process has gone
             continue
         name = raw[raw.index("(") + 1 : raw.rindex(")")]
-        parent = int(raw.rsplit(")", 1)[1].split()[1])
-        if server_pid is not None and server_pid in (pid, parent):
-            server += _cpu_seconds(pid)
+        fields = raw.rsplit(")", 1)[1].split()  # state, ppid, ...; utime and stime at 11, 12
+        seconds = (int(fields[11]) + int(fields[12])) / _TICKS
+        if server_pid is not None and server_pid in (int(entry), int(fields[1])):
+            server += seconds
         elif name.startswith("postgres"):
-            database += _cpu_seconds(pid)
+            database += seconds
     return {"server": server, "database": database}
 
 
