@@ -549,7 +549,6 @@ class PayRuleApi(_MoneyContextMixin, ApiView):
         rule, created = payments.pay_rule_put(
             currency=currency, actor=self.actor, **serializer.validated_data
         )
-        rule = payments.pay_rule_get(currency=currency)
         return Response(
             PayRuleSerializer(rule, context=self.money_context()).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,

@@ -231,7 +231,8 @@ def pay_rule_put(*, currency: Currency, actor: Actor, **fields: Any) -> tuple[Pa
     Currency.objects.select_for_update(no_key=True).filter(pk=currency.pk).values_list("pk").get()
     rule = PayWithPointsRule.objects.filter(currency=currency).first()
     created = rule is None
-    rule = rule or PayWithPointsRule(program_id=currency.program_id, currency=currency)
+    rule = rule or PayWithPointsRule(program_id=currency.program_id)
+    rule.currency = currency
     for name, value in fields.items():
         setattr(rule, name, value)
     if rule.step < 1:
