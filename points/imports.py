@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import IntegrityError, transaction
 
@@ -94,6 +94,15 @@ class _Adjustment:
     description: str
 
 
+class _Todo(NamedTuple):
+    """A readable row of a chunk, with its member and currency found."""
+
+    row: ImportRow
+    adjustment: _Adjustment
+    member: Member
+    currency: Currency
+
+
 def _text(data: dict[str, str], name: str, limit: int, *, required: bool) -> str:
     value = data.get(name, "").strip()
     if required and not value:
@@ -152,7 +161,7 @@ def process_adjustments(rows: list[ImportRow], ctx: ChunkContext) -> list[RowRes
     currencies = {currency.code: currency for currency in Currency.objects.filter(program=program)}
     default = next((currency for currency in currencies.values() if currency.is_default), None)
 
-    todo: list[tuple[ImportRow, _Adjustment, Member, Currency]] = []
+    todo: list[_Todo] = []
     for row, adjustment in readable:
         member = members.get(adjustment.key)
         currency = currencies.get(adjustment.currency) if adjustment.currency else default
@@ -174,7 +183,7 @@ def process_adjustments(rows: list[ImportRow], ctx: ChunkContext) -> list[RowRes
                 object_ref=adjustment.reference,
             )
         else:
-            todo.append((row, adjustment, member, currency))
+            todo.append(_Todo(row, adjustment, member, currency))
 
     # The chunk's transaction keeps every row it locks until it commits, so it locks up
     # front what its rows will lock, in the order every earning write keeps
@@ -194,7 +203,7 @@ def process_adjustments(rows: list[ImportRow], ctx: ChunkContext) -> list[RowRes
     for _pk, (currency, currency_members) in sorted(by_currency.items()):  # currencies in a fixed order too
         for member_id, account in posting.lock_accounts(currency_members.values(), currency).items():
             accounts[(member_id, currency.pk)] = account
-    todo.sort(key=lambda item: (item[2].pk, item[0].number))
+    todo.sort(key=lambda item: (item.member.pk, item.row.number))
     batched = _batchable(todo, accounts, program)
     if batched:
         try:
@@ -203,15 +212,14 @@ def process_adjustments(rows: list[ImportRow], ctx: ChunkContext) -> list[RowRes
             # A reference taken meanwhile by another request: the batch is rolled back (its
             # savepoint) and its rows go one by one, which reports that row as it should.
             batched = []
-    done = {id(item) for item in batched}
-    for item in todo:
-        if id(item) not in done:
-            row, adjustment, member, currency = item
+    done = {item.row.number for item in batched}
+    for row, adjustment, member, currency in todo:
+        if row.number not in done:
             results[row.number] = _adjust(row, adjustment, member, currency, ctx)
     return [results[row.number] for row in rows]
 
 
-def _batchable(todo, accounts, program: Program) -> list:
+def _batchable(todo: list[_Todo], accounts: dict[tuple[int, int], Account], program: Program) -> list[_Todo]:
     """The rows that can be written together (``points_adjust_credits``): those of members
     whose rows in this chunk are all credits the batch takes, with references not used
     yet. A member with any other row keeps all of theirs one by one, so that their rows
@@ -220,7 +228,7 @@ def _batchable(todo, accounts, program: Program) -> list:
         Transaction.objects.filter(
             program_id=program.pk,
             kind=Transaction.Kind.ADJUST,
-            reference__in=[adjustment.reference for _row, adjustment, _member, _currency in todo],
+            reference__in=[item.adjustment.reference for item in todo],
         ).values_list("reference", flat=True)
     )
     excluded = set()
@@ -234,18 +242,20 @@ def _batchable(todo, accounts, program: Program) -> list:
             )
         ):
             excluded.add(member.pk)
-    return [item for item in todo if item[2].pk not in excluded]
+    return [item for item in todo if item.member.pk not in excluded]
 
 
-def _credit_together(batched, accounts, program: Program, ctx) -> dict[int, RowResult]:
+def _credit_together(
+    batched: list[_Todo], accounts: dict[tuple[int, int], Account], program: Program, ctx: ChunkContext
+) -> dict[int, RowResult]:
     """Write the batchable rows per currency, a few statements each; every row ``created``."""
     results = {}
-    by_currency: dict[int, list] = {}
+    by_currency: dict[int, list[_Todo]] = {}
     for item in batched:
-        by_currency.setdefault(item[3].pk, []).append(item)
+        by_currency.setdefault(item.currency.pk, []).append(item)
     with transaction.atomic():
         for _pk, items in sorted(by_currency.items()):
-            currency = items[0][3]
+            currency = items[0].currency
             credits = [
                 services.Credit(
                     member=member,
